@@ -1,0 +1,1 @@
+"""Package data: the shipped model (assets/model) and demo clips (assets/demo)."""

@@ -1,0 +1,1 @@
+"""Samples and frames: configuration, file reading, resampling, features, augmentation, capture."""

@@ -1,0 +1,1 @@
+"""The application layer: the `speechcmd` command line and the Qt window (Qt is imported only by the GUI)."""

@@ -1,0 +1,208 @@
+"""`speechcmd`: one console script, one subcommand per job.
+
+User errors (bad file, missing model, bad data folder, no microphone) end in one line on stderr and a
+non-zero exit status, never a traceback. Exit status: 0 ok, 1 fatal error, 2 some inputs failed or
+bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _load_model(model_dir: str | None):
+    from model.checkpoint import ModelLoadError, default_model_dir, load_checkpoint
+    try:
+        return load_checkpoint(model_dir or default_model_dir())
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _detector_config(model, args):
+    from dataclasses import replace
+    cfg = model.detector
+    for name in ("threshold", "smoothing_ms", "suppression_ms"):
+        value = getattr(args, name, None)
+        if value is not None:
+            cfg = replace(cfg, **{name: value})
+    return cfg
+
+
+def cmd_classify(args) -> int:
+    from audio.io import find_audio_files
+    from model.classify import ClipClassifier
+    model = _load_model(args.model)
+    paths = find_audio_files(args.paths)
+    if not paths:
+        raise UserError("no audio files (.wav, .flac, .ogg) found in " + " ".join(args.paths))
+    failed = 0
+    for result in ClipClassifier(model).classify(paths):
+        if result.error:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"path": result.path, "error": result.error}), flush=True)
+            continue
+        if args.json:
+            print(json.dumps({"path": result.path, "label": result.label, "score": round(result.score, 4)}), flush=True)
+        else:
+            print(f"{result.path}\t{result.label}\t{result.score:.3f}", flush=True)
+    return 2 if failed else 0
+
+
+def run_detection(model, path, detector_cfg, block_ms: float = 1000.0):
+    """Yields the detection events of a file of any length, read block by block."""
+    from audio.io import iter_audio_blocks
+    from model.streaming import StreamingRecognizer
+    recognizer = StreamingRecognizer(model, detector_cfg)
+    for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
+        yield from recognizer.process(block).events
+
+
+def print_event(event, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"time": event.time_s, "label": event.label, "score": round(event.score, 4)}), flush=True)
+    else:
+        print(f"{event.time_s:8.2f}s  {event.label:<6} {event.score:.3f}", flush=True)
+
+
+def cmd_detect(args) -> int:
+    from audio.io import AudioReadError
+    model = _load_model(args.model)
+    try:
+        for event in run_detection(model, args.file, _detector_config(model, args)):
+            print_event(event, args.json)
+    except AudioReadError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from model.data import DatasetError, load_eval_split
+    from model.evaluate import final_frame_posteriors, format_metrics, metrics
+    from audio.features import LogMel
+    model = _load_model(args.model)
+    try:
+        clips = load_eval_split(args.data, args.split, model.frontend)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from None
+    posteriors = final_frame_posteriors(model.network, LogMel(model.frontend), clips.waves)
+    result = metrics(clips.labels, posteriors.argmax(1), model.labels)
+    result["split"] = args.split
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_metrics(f"{args.split} ({args.data})", result, model.labels))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from audio.augment import AugmentConfig
+    from model.data import DatasetError
+    from model.network import NetworkConfig
+    from model.train import TrainConfig, train
+    net = NetworkConfig(cell=args.cell, hidden_size=args.hidden_size, n_layers=args.layers,
+                        conv_channels=args.conv_channels, dropout=args.dropout)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                      max_clips=args.max_clips, eval_every_epochs=args.eval_every)
+    try:
+        result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
+                       show_progress=not args.quiet)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from None
+    for split in ("validation", "test"):
+        print(f"{split} accuracy: {result.report['splits'][split]['accuracy']:.4f}")
+    print(f"model written to {args.out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Classify the bundled clips, then find the commands in the bundled recording."""
+    import assets
+    demo_dir = Path(assets.__file__).resolve().parent / "demo"
+    clips = sorted((demo_dir / "clips").glob("*.wav"))
+    print(f"Classifying {len(clips)} bundled clips (file name = what was said):")
+    rc = cmd_classify(argparse.Namespace(model=args.model, paths=[str(p) for p in clips], json=False))
+    stream = demo_dir / "demo_stream.wav"
+    print(f"\nCommands found in {stream.name} (spoken at the times listed in {stream.stem}.csv):")
+    detect_rc = cmd_detect(argparse.Namespace(model=args.model, file=str(stream), json=False,
+                                              threshold=None, smoothing_ms=None, suppression_ms=None))
+    return rc or detect_rc
+
+
+def _add_detector_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, help="smoothed probability needed to fire (model default)")
+    parser.add_argument("--smoothing-ms", type=float, help="posterior averaging window (model default)")
+    parser.add_argument("--suppression-ms", type=float, help="quiet time after a detection (model default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="speechcmd", description="Speech-command recognizer (streaming GRU).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = "model folder (default: the shipped model in assets/model)"
+
+    p = sub.add_parser("classify", help="label 1-second clips (files or folders)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--json", action="store_true", help="JSON Lines output")
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("detect", help="find the commands spoken in a recording of any length")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="JSON Lines output")
+    p.add_argument("--model", help=model_help)
+    _add_detector_options(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("evaluate", help="accuracy on a split of a Speech Commands folder")
+    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p.add_argument("--split", choices=("validation", "test"), default="validation")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a model on a Speech Commands folder")
+    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p.add_argument("--out", required=True, help="folder for the checkpoint and reports")
+    p.add_argument("--cell", choices=("gru", "lstm", "rnn"), default="gru")
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--conv-channels", type=int, default=64, help="0 = no convolution")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=2, help="epochs between validation runs")
+    p.add_argument("--max-clips", type=int, default=0, help="use only this many clips per split (quick runs)")
+    p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="classify the bundled clips and detect commands in the bundled recording")
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"speechcmd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The network, checkpoints, training, evaluation and the streaming recognizer. No Qt here."""

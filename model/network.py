@@ -1,0 +1,105 @@
+"""A unidirectional recurrent classifier with explicit state.
+
+    frames [B, T, mel] -> normalise -> causal conv (optional) -> GRU | LSTM | RNN -> linear -> logits [B, T, C]
+
+The network keeps no state of its own: `forward(frames, state)` returns the new state, so running a
+sequence in one call or frame by frame gives the same logits. That is what the streaming recognizer
+relies on: one recurrent step per 10 ms frame, the hidden state carried between calls.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    n_mels: int = 40
+    n_labels: int = 12
+    cell: str = "gru"              # gru | lstm | rnn
+    conv_channels: int = 0         # 0: no convolution in front of the recurrent layers
+    conv_kernel_frames: int = 5
+    hidden_size: int = 128
+    n_layers: int = 2
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NetworkConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown network settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        if cfg.cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)}, not {cfg.cell!r}")
+        self.cfg = cfg
+        # Per-mel-bin input normalisation, fitted on training features (a fixed affine map, so causal).
+        self.register_buffer("feature_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("feature_std", torch.ones(cfg.n_mels))
+        rnn_input = cfg.n_mels
+        if cfg.conv_channels:
+            self.conv = nn.Conv1d(cfg.n_mels, cfg.conv_channels, cfg.conv_kernel_frames)
+            self.conv_norm = nn.LayerNorm(cfg.conv_channels)
+            rnn_input = cfg.conv_channels
+        else:
+            self.conv = None
+        self.rnn = _CELLS[cfg.cell](rnn_input, cfg.hidden_size, num_layers=cfg.n_layers, batch_first=True,
+                                    dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, cfg.n_labels)
+
+    def initial_state(self, batch: int) -> State:
+        cfg = self.cfg
+        device = self.head.weight.device
+        state = {"h": torch.zeros(cfg.n_layers, batch, cfg.hidden_size, device=device)}
+        if cfg.cell == "lstm":
+            state["c"] = torch.zeros_like(state["h"])
+        if self.conv is not None:
+            # The last kernel-1 normalised input frames: the causal convolution's memory.
+            state["conv"] = torch.zeros(batch, cfg.conv_kernel_frames - 1, cfg.n_mels, device=device)
+        return state
+
+    def forward(self, frames: torch.Tensor, state: State | None = None,
+                return_hidden: bool = False):
+        """frames [B, T, mel] (log-mel), state from `initial_state` or a previous call (None = zeros).
+
+        Returns (logits [B, T, C], new state), plus the top layer's output [B, T, hidden] when
+        `return_hidden` (what the GUI draws as the network's memory).
+        """
+        if state is None:
+            state = self.initial_state(frames.shape[0])
+        new_state: State = {}
+        x = (frames - self.feature_mean) / self.feature_std
+        if self.conv is not None:
+            x = torch.cat([state["conv"], x], dim=1)
+            new_state["conv"] = x[:, x.shape[1] - (self.cfg.conv_kernel_frames - 1):]
+            x = F.gelu(self.conv_norm(self.conv(x.transpose(1, 2)).transpose(1, 2)))
+        if self.cfg.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state["h"], state["c"]))
+            new_state["h"], new_state["c"] = h, c
+        else:
+            out, h = self.rnn(x, state["h"])
+            new_state["h"] = h
+        logits = self.head(self.dropout(out))
+        if return_hidden:
+            return logits, new_state, out
+        return logits, new_state
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

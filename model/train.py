@@ -1,0 +1,287 @@
+"""Training on a Speech Commands folder: augmentation, context prefixes, EMA weights, reports.
+
+Each training example is a 1 s clip, sometimes preceded by a 0.5 s stretch of another clip or of
+noise. The loss is taken at the last frame only, as the source material's classifier does ("the
+final recurrent output feeds the classifier"); the prefix teaches the recurrent state to let go of
+what came before, which the streaming recognizer needs since it never resets its state.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from audio import augment
+from audio.augment import AugmentConfig
+from audio.config import FrontendConfig
+from audio.features import LogMel
+from audio.io import read_audio, find_audio_files, AudioReadError
+from model import data
+from model.checkpoint import save_checkpoint
+from model.detector import DetectorConfig
+from model.evaluate import final_frame_posteriors, metrics
+from model.labels import LABELS, SILENCE, UNKNOWN
+from model.network import NetworkConfig, RecurrentClassifier
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 2
+    ema_decay: float = 0.998
+    context_ms: float = 500.0          # length of the prefix before the clip
+    context_prob: float = 0.5          # share of batches that get a prefix
+    silence_share: float = 0.1         # silence examples per word example, each epoch
+    extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip
+    seed: int = 0
+    eval_every_epochs: int = 2
+    max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
+    threads: int = 0                   # 0: torch's default
+
+
+@dataclass
+class TrainResult:
+    network: RecurrentClassifier
+    history: list[dict] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+def _feature_stats(log_mel: LogMel, waves: np.ndarray, n_clips: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    pick = waves[:: max(1, len(waves) // n_clips)]
+    feats = log_mel(torch.as_tensor(pick).float() / 32767.0).reshape(-1, log_mel.cfg.n_mels)
+    return feats.mean(0), feats.std(0).clamp_min(1e-3)
+
+
+def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: int,
+                       rng: np.random.Generator) -> data.ClipSet:
+    """Up to `max_clips` extra `_unknown_` training examples: random 1 s crops of any audio files
+    (files in random order, at most 4 crops from one long file)."""
+    waves = []
+    n = frontend.clip_samples
+    files = find_audio_files(paths)
+    for i in rng.permutation(len(files)):
+        if len(waves) >= max_clips:
+            break
+        try:
+            samples = read_audio(files[i], frontend.sample_rate_hz)
+        except AudioReadError:
+            continue
+        for _ in range(min(4, max(1, samples.size // n), max_clips - len(waves))):
+            start = int(rng.integers(0, max(1, samples.size - n)))
+            waves.append(data.to_int16(data.fit_length(samples[start:start + n], n)))
+    if not waves:
+        return data.ClipSet(np.zeros((0, n), np.int16), np.zeros(0, np.int64), [])
+    return data.ClipSet(np.stack(waves), np.full(len(waves), LABELS.index(UNKNOWN), np.int64),
+                        [f"extra-unknown-{i}" for i in range(len(waves))])
+
+
+class BatchMaker:
+    """Builds augmented training batches: waves -> (log-mel [B, T, mel], labels [B])."""
+
+    def __init__(self, train: data.ClipSet, noises: list[np.ndarray], frontend: FrontendConfig,
+                 aug: AugmentConfig, cfg: TrainConfig, log_mel: LogMel, fill: torch.Tensor):
+        self.train, self.noises, self.frontend, self.aug, self.cfg = train, noises, frontend, aug, cfg
+        self.log_mel, self.fill = log_mel, fill
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.silence_index = LABELS.index(SILENCE)
+
+    def epoch_batches(self):
+        n_words = len(self.train)
+        n_silence = int(round(self.cfg.silence_share * n_words))
+        order = self.rng.permutation(n_words + n_silence)  # indices >= n_words are silence
+        for start in range(0, len(order) - self.cfg.batch_size + 1, self.cfg.batch_size):
+            yield self.make(order[start:start + self.cfg.batch_size])
+
+    def _noise(self, batch: int, n_samples: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([data.random_noise_clip(self.noises, "train", n_samples, self.rng)
+                                          for _ in range(batch)]))
+
+    def make(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        aug, fs, n = self.aug, self.frontend.sample_rate_hz, self.frontend.clip_samples
+        is_word = index < len(self.train)
+        waves = torch.zeros(len(index), n)
+        waves[torch.from_numpy(is_word)] = torch.from_numpy(self.train.waves[index[is_word]]).float() / 32767.0
+        labels = torch.full((len(index),), self.silence_index, dtype=torch.long)
+        labels[torch.from_numpy(is_word)] = torch.from_numpy(self.train.labels[index[is_word]])
+
+        waves = augment.time_shift(waves, int(aug.shift_ms * fs / 1000), self.gen)
+        waves = augment.speed_perturb(waves, aug.speed_min, aug.speed_max, self.gen)
+        if aug.reverb_prob > 0:
+            use = torch.rand(len(index), generator=self.gen) < aug.reverb_prob
+            if use.any():
+                waves[use] = augment.reverberate(waves[use], fs, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, self.gen)
+        waves = augment.random_gain(waves, aug.gain_db, self.gen)
+        # Silence rows are zeros so far: they always get noise, at its own random level.
+        noise = self._noise(len(index), n)
+        waves = augment.mix_noise(waves, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, self.gen)
+        waves[~torch.from_numpy(is_word)] = noise[~torch.from_numpy(is_word)]
+
+        if torch.rand(1, generator=self.gen).item() < self.cfg.context_prob:
+            n_ctx = int(self.cfg.context_ms * fs / 1000)
+            # The prefix is the middle of another example of the batch (usually speech) or noise alone.
+            other = waves.roll(1, dims=0)
+            start = (n - n_ctx) // 2
+            prefix = other[:, start:start + n_ctx].clone()
+            noise_only = torch.rand(len(index), generator=self.gen) < 0.5
+            prefix[noise_only] = self._noise(int(noise_only.sum()), n_ctx)
+            waves = torch.cat([prefix, waves], dim=1)
+        feats = augment.spec_augment(self.log_mel(waves), aug, self.gen, self.fill)
+        return feats, labels
+
+
+def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
+          frontend: FrontendConfig = FrontendConfig(), aug: AugmentConfig = AugmentConfig(),
+          extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
+          show_progress: bool = True) -> TrainResult:
+    started = time.time()
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    splits = data.list_splits(data_dir)
+    if cfg.max_clips:
+        splits = {k: [v[i] for i in sorted(rng.permutation(len(v))[:cfg.max_clips])] for k, v in splits.items()}
+    total = sum(len(v) for v in splits.values())
+    with tqdm(total=total, desc="reading clips", unit="clip", disable=not show_progress) as bar:
+        train_set = data.load_clips(data_dir, splits["train"], frontend, bar)
+        eval_words = {s: data.load_clips(data_dir, splits[s], frontend, bar) for s in ("validation", "test")}
+    noises = data.load_noise(data_dir, frontend)
+    eval_sets = {s: data.concat(w, data.silence_clips(noises, s, int(round(data.SILENCE_SHARE * len(w))),
+                                                      frontend, cfg.seed))
+                 for s, w in eval_words.items()}
+    if extra_unknown:
+        extra = load_extra_unknown(extra_unknown, frontend, int(cfg.extra_unknown_share * len(train_set)), rng)
+        train_set = data.concat(train_set, extra)
+    else:
+        extra = None
+
+    log_mel = LogMel(frontend)
+    network = RecurrentClassifier(net_cfg)
+    mean, std = _feature_stats(log_mel, train_set.waves)
+    network.feature_mean.copy_(mean)
+    network.feature_std.copy_(std)
+    ema = copy.deepcopy(network)
+    maker = BatchMaker(train_set, noises, frontend, aug, cfg, log_mel, fill=mean)
+
+    optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = int(len(train_set) * (1 + cfg.silence_share)) // cfg.batch_size
+    total_steps = steps_per_epoch * cfg.epochs
+    step = 0
+    history: list[dict] = []
+    best = {"accuracy": -1.0}
+    best_state = copy.deepcopy(ema.state_dict())
+    for epoch in range(1, cfg.epochs + 1):
+        network.train()
+        loss_sum = correct = seen = 0
+        bar = tqdm(maker.epoch_batches(), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
+                   unit="batch", disable=not show_progress, leave=False)
+        for feats, labels in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
+            logits, _ = network(feats)
+            loss = F.cross_entropy(logits[:, -1], labels, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+            optimizer.step()
+            with torch.no_grad():
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for p_ema, p in zip(ema.parameters(), network.parameters()):
+                    p_ema.lerp_(p, 1.0 - decay)
+            step += 1
+            loss_sum += loss.item() * len(labels)
+            correct += (logits[:, -1].argmax(-1) == labels).sum().item()
+            seen += len(labels)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        row = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),
+               "minutes": (time.time() - started) / 60}
+        if epoch % cfg.eval_every_epochs == 0 or epoch == cfg.epochs:
+            posteriors = final_frame_posteriors(ema, log_mel, eval_sets["validation"].waves)
+            row["validation_accuracy"] = float((posteriors.argmax(1) == eval_sets["validation"].labels).mean())
+            # Model selection uses validation speakers only; test speakers are never looked at here.
+            if row["validation_accuracy"] >= best["accuracy"]:
+                best = {"accuracy": row["validation_accuracy"], "epoch": epoch}
+                best_state = copy.deepcopy(ema.state_dict())
+        history.append(row)
+        if show_progress:
+            tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+    ema.load_state_dict(best_state)
+    ema.eval()
+    report = {"best_epoch": best.get("epoch"), "labels": list(LABELS), "splits": {}}
+    for split, clip_set in (("train", train_set), *eval_sets.items()):
+        posteriors = final_frame_posteriors(ema, log_mel, clip_set.waves)
+        report["splits"][split] = metrics(clip_set.labels, posteriors.argmax(1), LABELS)
+    minutes = (time.time() - started) / 60
+    summary = {
+        "data": {"folder": str(data_dir), **{f"{s}_clips": len(v) for s, v in splits.items()},
+                 "train_silence_share": cfg.silence_share, "extra_unknown_clips": len(extra) if extra else 0,
+                 "eval_silence_clips": {s: int((v.labels == LABELS.index(SILENCE)).sum()) for s, v in eval_sets.items()}},
+        "metrics": {s: {"accuracy": r["accuracy"], "clips": r["clips"]} for s, r in report["splits"].items()},
+        "training": {"train": asdict(cfg), "augment": asdict(aug), "minutes": round(minutes, 2),
+                     "parameters": ema.n_parameters(), "best_epoch": best.get("epoch")},
+    }
+    out_dir = Path(out_dir)
+    save_checkpoint(out_dir, ema, LABELS, frontend, detector, summary)
+    report["history"] = history
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    _plots(out_dir, report, history)
+    return TrainResult(ema, history, report)
+
+
+def _plots(out_dir: Path, report: dict, history: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.array(report["splits"]["validation"]["confusion"])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=60, ha="right")
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    for (i, j), v in np.ndenumerate(confusion):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                    color="white" if v > confusion.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"validation confusion (accuracy {report['splits']['validation']['accuracy']:.3f})")
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = [r["epoch"] for r in history]
+    ax.plot(epochs, [r["train_accuracy"] for r in history], label="train (augmented)")
+    val = [(r["epoch"], r["validation_accuracy"]) for r in history if "validation_accuracy" in r]
+    if val:
+        ax.plot(*zip(*val), marker="o", label="validation")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [r["train_loss"] for r in history], color="gray", linestyle=":", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax2.set_ylabel("loss")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "training_curves.png", dpi=110)
+    plt.close(fig)

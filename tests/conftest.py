@@ -1,0 +1,52 @@
+"""Shared fixtures: the committed clips in tests/data and helpers to run the CLI as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+CLIPS_DIR = DATA_DIR / "clips"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@pytest.fixture(scope="session")
+def clips_dir() -> Path:
+    return CLIPS_DIR
+
+
+def read_clip(name: str) -> np.ndarray:
+    samples, rate = sf.read(CLIPS_DIR / f"{name}.wav", dtype="float32")
+    assert rate == 16000
+    return samples
+
+
+def run_cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    """Runs `speechcmd` in a fresh process, as a user's shell would."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "desktop_app.cli", *args], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=REPO_ROOT, env=env)
+
+
+def make_stream(placements: list[tuple[str, float]], total_s: float, noise_level: float = 0.02,
+                seed: int = 0) -> np.ndarray:
+    """A 16 kHz recording: committed clips placed at known start times over real background noise."""
+    rate = 16000
+    noise, noise_rate = sf.read(DATA_DIR / "noise_running_tap.wav", dtype="float32")
+    assert noise_rate == rate
+    n = int(total_s * rate)
+    reps = int(np.ceil(n / noise.size))
+    rng = np.random.default_rng(seed)
+    bed = np.tile(noise, reps)[:n]
+    bed = bed / (np.abs(bed).max() + 1e-9) * noise_level * rng.uniform(0.8, 1.2)
+    for name, start_s in placements:
+        clip = read_clip(name)
+        start = int(start_s * rate)
+        bed[start:start + clip.size] += clip[: n - start]
+    return bed.astype(np.float32)

@@ -1,0 +1,52 @@
+import numpy as np
+
+from model.detector import Detector, DetectorConfig
+from model.labels import COMMANDS, LABELS
+
+YES, UNKNOWN, SILENCE = LABELS.index("yes"), LABELS.index("_unknown_"), LABELS.index("_silence_")
+
+
+def _frames(sequence: list[tuple[int, float, int]]) -> np.ndarray:
+    """[(label index, probability, n frames)] -> posteriors [T, C]; the rest of the mass on silence."""
+    rows = []
+    for label, prob, n in sequence:
+        row = np.zeros(len(LABELS), np.float32)
+        row[label] = prob
+        row[SILENCE] += 1.0 - prob
+        rows += [row] * n
+    return np.stack(rows)
+
+
+def _detector(**kw) -> Detector:
+    return Detector(DetectorConfig(**kw), LABELS, COMMANDS, hop_ms=10.0, window_ms=25.0)
+
+
+def test_fires_once_per_word_with_time_of_firing_frame():
+    det = _detector(smoothing_ms=30, threshold=0.55, suppression_ms=500)
+    _, events = det.process(_frames([(SILENCE, 1.0, 50), (YES, 0.9, 30), (SILENCE, 1.0, 50)]))
+    assert [e.label for e in events] == ["yes"]
+    # Frame 51 (index 50) is the first with 0.9 "yes"; the 3-frame average passes 0.55 at index 51.
+    assert events[0].time_s == round((51 * 10 + 25) / 1000, 3)
+
+
+def test_suppression_blocks_repeats_then_allows_them():
+    det = _detector(smoothing_ms=10, threshold=0.5, suppression_ms=300)
+    _, events = det.process(_frames([(YES, 0.9, 100)]))
+    assert [round(e.time_s - events[0].time_s, 2) for e in events] == [0.0, 0.3, 0.6, 0.9]
+
+
+def test_threshold_and_non_commands():
+    det = _detector(smoothing_ms=10, threshold=0.95, suppression_ms=100)
+    assert det.process(_frames([(YES, 0.9, 30)]))[1] == []
+    det.threshold = 0.5  # changed while running, as the GUI slider does
+    assert len(det.process(_frames([(YES, 0.9, 5)]))[1]) == 1
+    assert det.process(_frames([(UNKNOWN, 1.0, 100)]))[1] == []
+
+
+def test_smoothing_averages_and_reset_clears():
+    det = _detector(smoothing_ms=40, threshold=0.99, suppression_ms=0)
+    smoothed, _ = det.process(_frames([(YES, 1.0, 2), (SILENCE, 1.0, 2)]))
+    np.testing.assert_allclose(smoothed[:, YES], [1.0, 1.0, 2 / 3, 0.5], atol=1e-6)
+    det.reset()
+    smoothed, _ = det.process(_frames([(SILENCE, 1.0, 1)]))
+    assert smoothed[0, YES] == 0.0

@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+
+from audio.config import FrontendConfig
+from model.checkpoint import ModelLoadError, load_checkpoint, save_checkpoint
+from model.detector import DetectorConfig
+from model.labels import LABELS
+from model.network import NetworkConfig, RecurrentClassifier
+
+
+def _network(cell: str, conv_channels: int) -> RecurrentClassifier:
+    torch.manual_seed(0)
+    net = RecurrentClassifier(NetworkConfig(cell=cell, conv_channels=conv_channels, hidden_size=32, n_layers=2))
+    with torch.no_grad():
+        net.feature_mean.normal_()
+        net.feature_std.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("conv_channels", [0, 16])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_step_by_step_equals_full_sequence(cell, conv_channels):
+    net = _network(cell, conv_channels)
+    frames = torch.randn(2, 37, 40)
+    with torch.no_grad():
+        full, full_state = net(frames)
+        state, steps = None, []
+        for t in range(frames.shape[1]):
+            logits, state = net(frames[:, t:t + 1], state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+    for key in full_state:
+        torch.testing.assert_close(state[key], full_state[key], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_uneven_chunks_equal_full_sequence(cell):
+    net = _network(cell, 16)
+    frames = torch.randn(1, 50, 40)
+    with torch.no_grad():
+        full, _ = net(frames)
+        state, parts, start = None, [], 0
+        for size in (1, 3, 2, 17, 27):
+            logits, state = net(frames[:, start:start + size], state)
+            parts.append(logits)
+            start += size
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_batched_equals_per_item():
+    net = _network("gru", 16)
+    frames = torch.randn(3, 20, 40)
+    with torch.no_grad():
+        batched, _ = net(frames)
+        single = torch.cat([net(frames[i:i + 1])[0] for i in range(3)])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
+
+
+def test_state_carries_memory():
+    """The hidden state is the network's memory: a different past changes the present output."""
+    net = _network("gru", 0)
+    frames = torch.randn(1, 10, 40)
+    with torch.no_grad():
+        _, past_state = net(torch.randn(1, 30, 40) * 3)
+        fresh, _ = net(frames)
+        with_past, _ = net(frames, past_state)
+    assert not torch.allclose(fresh, with_past, atol=1e-3)
+
+
+def test_unknown_cell_is_rejected():
+    with pytest.raises(ValueError, match="cell"):
+        RecurrentClassifier(NetworkConfig(cell="transformer"))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    net = _network("lstm", 16)
+    frontend = FrontendConfig(n_mels=40, hop_ms=10.0)
+    detector = DetectorConfig(threshold=0.42)
+    save_checkpoint(tmp_path / "m", net, LABELS, frontend, detector, {"metrics": {"validation": {"accuracy": 0.5}}})
+    loaded = load_checkpoint(tmp_path / "m")
+    assert loaded.labels == LABELS and loaded.frontend == frontend and loaded.detector == detector
+    assert loaded.network.cfg == net.cfg and loaded.extra["metrics"]["validation"]["accuracy"] == 0.5
+    frames = torch.randn(1, 12, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network(frames)[0], net(frames)[0])
+
+
+def test_broken_checkpoints_give_clear_errors(tmp_path):
+    save_checkpoint(tmp_path / "m", _network("gru", 0), LABELS, FrontendConfig(), DetectorConfig())
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_checkpoint(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not a valid model config"):
+        load_checkpoint(tmp_path / "m")
+    config = {"labels": list(LABELS), "frontend": {"sample_rate_hz": 16000, "bogus": 1}, "network": {}}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="bogus"):
+        load_checkpoint(tmp_path / "m")
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match="no model.safetensors"):
+        load_checkpoint(tmp_path / "m")
