@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
@@ -122,6 +124,132 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_make_stream(args) -> int:
+    import soundfile as sf
+    from audio.config import FrontendConfig
+    from model.data import DatasetError
+    from model.stream_eval import StreamConfig, make_stream, write_labels
+    frontend = FrontendConfig()
+    try:
+        samples, spans = make_stream(args.data, args.split, StreamConfig(seconds=args.seconds, seed=args.seed), frontend)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out, samples, frontend.sample_rate_hz, subtype="PCM_16")
+    labels = Path(args.labels) if args.labels else out.with_suffix(".csv")
+    write_labels(labels, spans)
+    n_commands = sum(s.label != "_unknown_" for s in spans)
+    print(f"wrote {out} ({args.seconds:.0f} s, {n_commands} command words, {len(spans) - n_commands} unknown) and {labels}")
+    return 0
+
+
+def stream_events(model, wav_paths, detector_cfg, block_ms: float = 1000.0):
+    """Events of one or more files played back to back through one recognizer, and the total seconds."""
+    from audio.io import iter_audio_blocks
+    from model.streaming import StreamingRecognizer
+    recognizer = StreamingRecognizer(model, detector_cfg)
+    events, n_samples = [], 0
+    for path in wav_paths:
+        for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
+            n_samples += block.size
+            events += recognizer.process(block).events
+    return events, n_samples / model.frontend.sample_rate_hz
+
+
+def cmd_stream_eval(args) -> int:
+    from audio.io import AudioReadError, find_audio_files
+    from model.stream_eval import read_labels, score_stream
+    model = _load_model(args.model)
+    wavs = find_audio_files([args.wav])
+    try:
+        spans = read_labels(args.labels) if args.labels else []
+        events, seconds = stream_events(model, wavs, _detector_config(model, args))
+    except (AudioReadError, ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    result = score_stream(events, spans, seconds).as_dict()
+    result["detector"] = _detector_config(model, args).to_dict()
+    if args.json:
+        print(json.dumps(result))
+    elif spans:
+        print(f"{result['words']} command words in {seconds:.0f} s: matched {result['matched_pct']:.1f}%, "
+              f"correct {result['correct_pct']:.1f}%, wrong {result['wrong_pct']:.1f}%, "
+              f"false positives {result['false_positive_pct']:.1f}% "
+              f"({result['false_alarms_per_hour']:.1f} per hour)")
+    else:
+        print(f"{result['false_positives']} false alarms in {seconds / 60:.1f} min of audio without commands: "
+              f"{result['false_alarms_per_hour']:.2f} per hour")
+    return 0
+
+
+def cmd_tune_detector(args) -> int:
+    """Grid-search the detector on a validation stream; report test-stream and false-alarm figures."""
+    from audio.io import AudioReadError, find_audio_files, read_audio
+    from model.checkpoint import CONFIG_FILE
+    from model.data import DatasetError
+    from model.stream_eval import StreamConfig, make_stream, score_stream
+    from model.tune import grid_search, replay, stream_posteriors, threshold_curve
+    model = _load_model(args.model)
+    fs = model.frontend.sample_rate_hz
+    posteriors, spans = {}, {}
+    try:
+        for split in ("validation", "test"):
+            samples, spans[split] = make_stream(args.data, split, StreamConfig(seconds=args.seconds, seed=args.seed),
+                                                model.frontend)
+            posteriors[split] = stream_posteriors(model, samples)
+        negatives = [read_audio(p, fs) for p in find_audio_files(args.false_alarm_audio)] if args.false_alarm_audio else []
+    except (DatasetError, AudioReadError) as exc:
+        raise UserError(str(exc)) from None
+    best, best_val, _ = grid_search(model, posteriors["validation"], spans["validation"], args.seconds)
+    test = score_stream(replay(model, posteriors["test"], best), spans["test"], args.seconds).as_dict()
+    summary = {"chosen": best.to_dict(), "validation": best_val, "test": test}
+    if negatives:
+        # Played back to back through one recognizer state, as one long recording would be.
+        joined = np.concatenate(negatives)
+        fa = score_stream(replay(model, stream_posteriors(model, joined), best), [], joined.size / fs).as_dict()
+        summary["false_alarm_audio"] = {"minutes": joined.size / fs / 60, "false_alarms": fa["false_positives"],
+                                        "per_hour": fa["false_alarms_per_hour"]}
+    curves = {split: threshold_curve(model, posteriors[split], spans[split], args.seconds, best)
+              for split in ("validation", "test")}
+    summary["curves"] = {split: [{"threshold": t, "correct_pct": s["correct_pct"],
+                                  "false_alarms_per_hour": s["false_alarms_per_hour"]} for t, s in rows]
+                         for split, rows in curves.items()}
+    if args.plot:
+        _plot_curves(args.plot, curves, best)
+    if args.write:
+        config_path = Path(model.path) / CONFIG_FILE
+        config = json.loads(config_path.read_text())
+        config["detector"] = best.to_dict()
+        config.setdefault("metrics", {})["streaming"] = {k: v for k, v in summary.items() if k != "curves"}
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _plot_curves(path, curves, chosen) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for split, rows in curves.items():
+        ax.plot([s["false_alarms_per_hour"] for _, s in rows], [s["correct_pct"] for _, s in rows], marker="o",
+                markersize=3, label=f"{split} speakers")
+        for threshold, s in rows:
+            if abs(threshold - chosen.threshold) < 1e-6:
+                ax.annotate(f"threshold {threshold:.2f}", (s["false_alarms_per_hour"], s["correct_pct"]),
+                            textcoords="offset points", xytext=(8, -12), fontsize=8)
+    ax.set_xlabel("false alarms per hour (unknown-word slots and gaps)")
+    ax.set_ylabel("command words detected correctly (%)")
+    ax.set_title(f"Detection across thresholds (smoothing {chosen.smoothing_ms:.0f} ms, "
+                 f"suppression {chosen.suppression_ms:.0f} ms)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def cmd_demo(args) -> int:
     """Classify the bundled clips, then find the commands in the bundled recording."""
     import assets
@@ -185,9 +313,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("make-stream", help="build a long test recording with a labels CSV (TF streaming test style)")
+    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p.add_argument("--split", choices=("validation", "test"), required=True)
+    p.add_argument("--out", required=True, help="WAV to write")
+    p.add_argument("--labels", help="labels CSV to write (default: the WAV name with .csv)")
+    p.add_argument("--seconds", type=float, default=600.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_stream)
+
+    p = sub.add_parser("stream-eval", help="streaming accuracy on a recording with a labels CSV")
+    p.add_argument("--wav", required=True, help="recording (or a folder of recordings played back to back)")
+    p.add_argument("--labels", help="labels CSV from make-stream; without it every detection is a false alarm")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", help=model_help)
+    _add_detector_options(p)
+    p.set_defaults(func=cmd_stream_eval)
+
+    p = sub.add_parser("tune-detector", help="choose smoothing/threshold/suppression on validation streams")
+    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--seconds", type=float, default=600.0, help="length of each generated stream")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--false-alarm-audio", nargs="*", help="recordings without commands (e.g. coffee_orders)")
+    p.add_argument("--plot", help="PNG for the correct-words vs false-alarms curve")
+    p.add_argument("--write", action="store_true", help="store the chosen values as the model's defaults")
+    p.set_defaults(func=cmd_tune_detector)
+
     p = sub.add_parser("demo", help="classify the bundled clips and detect commands in the bundled recording")
     p.add_argument("--model", help=model_help)
     p.set_defaults(func=cmd_demo)
+
+    from desktop_app.live_cli import add_live_commands
+    add_live_commands(sub)
     return parser
 
 

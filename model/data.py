@@ -132,6 +132,10 @@ def random_noise_clip(noises: list[np.ndarray], split: str, n_samples: int, rng:
     return clip * (target_rms / rms)
 
 
+def n_silence_clips(n_word_clips: int) -> int:
+    return max(1, int(round(SILENCE_SHARE * n_word_clips)))
+
+
 def silence_clips(noises: list[np.ndarray], split: str, n_clips: int, cfg: FrontendConfig, seed: int) -> ClipSet:
     """Deterministic `_silence_` clips for an evaluation split."""
     # The seed mixes in the split name so validation and test silences differ.
@@ -151,5 +155,5 @@ def load_eval_split(root: str | Path, split: str, cfg: FrontendConfig, seed: int
     """Word clips of a split plus its silence clips, as evaluated everywhere in this project."""
     items = list_splits(root)[split]
     words = load_clips(root, items, cfg, progress)
-    silence = silence_clips(load_noise(root, cfg), split, int(round(SILENCE_SHARE * len(words))), cfg, seed)
+    silence = silence_clips(load_noise(root, cfg), split, n_silence_clips(len(words)), cfg, seed)
     return concat(words, silence)

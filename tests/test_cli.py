@@ -1,0 +1,81 @@
+"""`speechcmd classify` and `detect` as a user runs them, with the shipped model."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import CLIPS_DIR, DATA_DIR, WORDS, make_stream, run_cli
+
+
+def test_classify_labels_the_test_speaker_clips():
+    out = run_cli("classify", "--json", str(CLIPS_DIR))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 12
+    labels = {row["path"].rsplit("/", 1)[1][:-4]: row["label"] for row in rows}
+    correct = sum(labels[word] == word for word in WORDS)
+    assert correct >= 9, labels
+    assert all(0.0 < row["score"] <= 1.0 for row in rows)
+
+
+def test_classify_plain_output_and_other_formats():
+    out = run_cli("classify", str(DATA_DIR / "formats" / "stop_44k_stereo.wav"), str(DATA_DIR / "formats" / "yes_8k.wav"))
+    assert out.returncode == 0, out.stderr
+    lines = [line.split("\t") for line in out.stdout.splitlines()]
+    assert [(p.rsplit("/", 1)[1], label) for p, label, _ in lines] == [("stop_44k_stereo.wav", "stop"), ("yes_8k.wav", "yes")]
+
+
+def test_bad_files_are_reported_and_the_rest_still_run(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("not audio at all\n")
+    good = (CLIPS_DIR / "go.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(good[:30])
+    paths = [tmp_path / "empty.wav", CLIPS_DIR / "go.wav", tmp_path / "text.wav", tmp_path / "truncated.wav",
+             tmp_path / "missing.wav"]
+    out = run_cli("classify", "--json", *map(str, paths))
+    assert out.returncode == 2
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [row["path"] for row in rows] == [str(p) for p in paths]
+    assert [("error" in row) for row in rows] == [True, False, True, True, True]
+    assert "not found" in rows[4]["error"]
+    errors = out.stderr.splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "Traceback" not in out.stderr
+
+
+def test_long_clip_is_judged_at_its_most_speech_like_moment(tmp_path):
+    samples = make_stream([("right", 1.2)], total_s=3.5)
+    sf.write(tmp_path / "long.wav", samples, 16000)
+    sf.write(tmp_path / "noise.wav", make_stream([], total_s=3.0), 16000)
+    out = run_cli("classify", "--json", str(tmp_path / "long.wav"), str(tmp_path / "noise.wav"))
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["right", "_silence_"]
+
+
+def test_detect_reports_events_as_json_lines(tmp_path):
+    placements = [("no", 0.5), ("go", 3.0), ("down", 6.5)]
+    sf.write(tmp_path / "rec.wav", make_stream(placements, total_s=9.0, seed=3), 16000)
+    out = run_cli("detect", "--json", str(tmp_path / "rec.wav"))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["label"] for e in events] == [w for w, _ in placements], events
+    for event, (_, start_s) in zip(events, placements):
+        assert start_s + 0.2 <= event["time"] <= start_s + 1.5
+        assert set(event) == {"time", "label", "score"}
+
+
+def test_detect_threshold_override_silences_it(tmp_path):
+    sf.write(tmp_path / "rec.wav", make_stream([("yes", 0.5)], total_s=2.5), 16000)
+    assert run_cli("detect", "--json", "--threshold", "1.01", str(tmp_path / "rec.wav")).stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["detect", "nothing.wav"], "not found"),
+    (["classify", "--model", "no_such_model", "x.wav"], "does not exist"),
+    (["evaluate", "--data", "no_such_folder"], "does not exist"),
+])
+def test_user_errors_are_one_line(args, message):
+    out = run_cli(*args)
+    assert out.returncode == 1
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
