@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 scripts/setup.sh run
-exec .venv/bin/speechcmd demo "$@"
+exec .venv/bin/speechcmd gui "$@"

@@ -20,6 +20,9 @@ class AugmentConfig:
     snr_db_min: float = 0.0
     snr_db_max: float = 30.0
     reverb_prob: float = 0.3
+    lowpass_prob: float = 0.15         # band-limit like 8 kHz recordings and cheap microphones
+    lowpass_hz_min: float = 3000.0
+    lowpass_hz_max: float = 5500.0
     reverb_rt60_s_min: float = 0.1
     reverb_rt60_s_max: float = 0.7
     time_masks: int = 2
@@ -77,6 +80,16 @@ def reverberate(wave: torch.Tensor, sample_rate_hz: int, rt60_min: float, rt60_m
     wet = torch.fft.irfft(torch.fft.rfft(wave, size) * torch.fft.rfft(ir, size), size)[:, :n]
     scale = wave.abs().amax(dim=1, keepdim=True) / wet.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
     return wet * scale
+
+
+def lowpass(wave: torch.Tensor, sample_rate_hz: int, cutoff_hz_min: float, cutoff_hz_max: float,
+            gen: torch.Generator) -> torch.Tensor:
+    """Remove everything above a random cutoff (brick wall in the FFT domain, as a resampler would)."""
+    n = wave.shape[-1]
+    spectrum = torch.fft.rfft(wave)
+    bin_hz = torch.fft.rfftfreq(n, 1.0 / sample_rate_hz)
+    cutoff = _uniform(wave.shape[0], cutoff_hz_min, cutoff_hz_max, gen)
+    return torch.fft.irfft(spectrum * (bin_hz[None, :] <= cutoff[:, None]), n)
 
 
 def mix_noise(wave: torch.Tensor, noise: torch.Tensor, prob: float, snr_db_min: float, snr_db_max: float,

@@ -363,4 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy's: live_cli imports desktop_app.cli, and
+    # two copies would mean two UserError classes (one uncaught, shown as a traceback).
+    from desktop_app.cli import main as package_main
+    sys.exit(package_main())

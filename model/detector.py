@@ -2,7 +2,9 @@
 
 Follows TensorFlow's RecognizeCommands: average the posteriors over a short window, take the top
 label, fire when it is a command whose averaged score passes the threshold and no detection fired
-within the suppression time.
+within the suppression time. A recurrent model's posterior can stay high for a second after a word,
+so a label that fired is also disarmed until its score falls below `rearm_ratio` x threshold: one
+event per spoken word, however long the posterior lingers.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ class DetectorConfig:
     smoothing_ms: float = 150.0
     threshold: float = 0.6
     suppression_ms: float = 750.0
+    rearm_ratio: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +57,7 @@ class Detector:
         self._sum = np.zeros(len(self.labels))
         self._frame = 0
         self._last_fire_frame: int | None = None
+        self._disarmed_label: int | None = None
 
     def process(self, posteriors: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
         """posteriors [n_frames, C] -> (smoothed [n_frames, C], events fired in these frames)."""
@@ -66,13 +70,17 @@ class Detector:
             self._sum += frame
             smoothed[i] = self._sum / len(self._window)
             self._frame += 1
+            if self._disarmed_label is not None and \
+                    smoothed[i, self._disarmed_label] < self.threshold * self.cfg.rearm_ratio:
+                self._disarmed_label = None
             top = int(np.argmax(smoothed[i]))
             score = float(smoothed[i, top])
-            if not self.is_command[top] or score < self.threshold:
+            if not self.is_command[top] or score < self.threshold or top == self._disarmed_label:
                 continue
             if self._last_fire_frame is not None and self._frame - self._last_fire_frame < self.suppression_frames:
                 continue
             self._last_fire_frame = self._frame
+            self._disarmed_label = top
             # The frame that fired ends at (index * hop + window): that is when its audio was complete.
             fired_s = ((self._frame - 1) * self.hop_ms + self.window_ms) / 1000.0
             events.append(Detection(round(fired_s, 3), self.labels[top], score))

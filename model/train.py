@@ -123,6 +123,10 @@ class BatchMaker:
             use = torch.rand(len(index), generator=self.gen) < aug.reverb_prob
             if use.any():
                 waves[use] = augment.reverberate(waves[use], fs, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, self.gen)
+        if aug.lowpass_prob > 0:
+            use = torch.rand(len(index), generator=self.gen) < aug.lowpass_prob
+            if use.any():
+                waves[use] = augment.lowpass(waves[use], fs, aug.lowpass_hz_min, aug.lowpass_hz_max, self.gen)
         waves = augment.random_gain(waves, aug.gain_db, self.gen)
         # Silence rows are zeros so far: they always get noise, at its own random level.
         noise = self._noise(len(index), n)

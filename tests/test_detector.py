@@ -29,10 +29,26 @@ def test_fires_once_per_word_with_time_of_firing_frame():
     assert events[0].time_s == round((51 * 10 + 25) / 1000, 3)
 
 
-def test_suppression_blocks_repeats_then_allows_them():
+def test_one_event_per_word_even_if_the_posterior_lingers():
     det = _detector(smoothing_ms=10, threshold=0.5, suppression_ms=300)
-    _, events = det.process(_frames([(YES, 0.9, 100)]))
-    assert [round(e.time_s - events[0].time_s, 2) for e in events] == [0.0, 0.3, 0.6, 0.9]
+    _, events = det.process(_frames([(YES, 0.9, 200)]))
+    assert len(events) == 1
+
+
+def test_suppression_and_rearming():
+    det = _detector(smoothing_ms=10, threshold=0.5, suppression_ms=300)
+    # yes, a dip below the re-arm level, yes again within 300 ms: suppressed; after 300 ms: fires.
+    _, events = det.process(_frames([(YES, 0.9, 10), (SILENCE, 1.0, 5), (YES, 0.9, 10), (SILENCE, 1.0, 30),
+                                     (YES, 0.9, 10)]))
+    assert [round(e.time_s - events[0].time_s, 2) for e in events] == [0.0, 0.55]
+    # A dip that stays above threshold * rearm_ratio does not re-arm the same label.
+    det = _detector(smoothing_ms=10, threshold=0.5, suppression_ms=0)
+    _, events = det.process(_frames([(YES, 0.9, 10), (YES, 0.3, 50), (YES, 0.9, 10)]))
+    assert len(events) == 1
+    # Another command fires while the first is still disarmed.
+    det = _detector(smoothing_ms=10, threshold=0.5, suppression_ms=0)
+    _, events = det.process(_frames([(YES, 0.9, 10), (LABELS.index("no"), 0.9, 10)]))
+    assert [e.label for e in events] == ["yes", "no"]
 
 
 def test_threshold_and_non_commands():

@@ -26,7 +26,9 @@ def _run(recognizer, samples, chunk_samples):
 
 
 def test_results_do_not_depend_on_chunk_size(model, stream):
+    stream = stream[:int(5.5 * 16000)]  # "yes" and "stop"; 160-sample chunks make this the slow part
     reference_post, reference_events, reference_hidden = _run(StreamingRecognizer(model), stream, 16000)
+    assert len(reference_events) >= 1
     for chunk in (160, 161, 1000, 4801):
         post, events, hidden = _run(StreamingRecognizer(model), stream, chunk)
         np.testing.assert_allclose(post, reference_post, atol=1e-4)

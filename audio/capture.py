@@ -1,0 +1,337 @@
+"""Live audio in: a microphone (PortAudio via sounddevice) or a file played at real-time pace.
+
+Both sources share one small interface, so the recognizer worker and `speechcmd listen` do not care
+where the samples come from:
+
+    source.start()                  # opens the device / file; raises CaptureError / AudioReadError
+    block = source.read(timeout_s)  # [n] float32 mono at the model's rate, or None when nothing came
+    source.finished                 # True once a file has been played to the end (never for a mic)
+    source.dropped_blocks           # blocks lost because the reader fell behind or the device overflowed
+    source.stop()                   # idempotent; safe after an error
+
+Threading (see docs/STYLE.md section 3): the PortAudio callback runs on PortAudio's own thread and only
+copies the block into a bounded queue with `put_nowait`; it counts what it could not queue and never
+blocks, logs or touches torch or Qt. Resampling to the model's rate and every error check happen in
+`read()`, on the caller's thread, so an error always reaches the caller instead of dying in the audio
+thread.
+
+This is the only module that imports sounddevice, and it does so lazily: importing sounddevice fails
+when the PortAudio library is missing, and that must become a clear CaptureError, not an ImportError
+at program start.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from audio.io import AudioReadError, StreamResampler, iter_audio_blocks
+
+
+class CaptureError(Exception):
+    """No audio input, an invalid device, or a device lost mid-stream. The message says which."""
+
+
+# Blocks of 40 ms: a word's end waits at most 40 ms (20 ms on average) for its block, and Python wakes
+# 25 times a second. The recognizer's cost is mostly per call, not per frame: 20 ms blocks cost about
+# twice the CPU (measured: 9% vs 5% of a core for the GRU 2x128), for 10 ms less average latency.
+DEFAULT_BLOCK_MS = 40.0
+# About 2 s of audio may wait in the queue before blocks are dropped (the GUI can stall that long
+# without losing audio, but no longer: stale audio is worth less than live audio).
+DEFAULT_QUEUE_MS = 2000.0
+# A running stream that delivers nothing for this long is treated as lost. PulseAudio (through the
+# ALSA plugin) can take about 1 s to deliver the first block of a new stream, so keep this well above.
+DEFAULT_STALL_S = 4.0
+
+
+def _sounddevice():
+    """The sounddevice module, or a CaptureError when PortAudio cannot be loaded."""
+    try:
+        import sounddevice
+    except OSError as exc:  # sounddevice raises OSError("PortAudio library not found")
+        raise CaptureError(f"audio input unavailable: {exc} (install PortAudio, e.g. apt install libportaudio2)") from None
+    except ImportError as exc:
+        raise CaptureError(f"audio input unavailable: {exc} (pip install sounddevice)") from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    host_api: str
+    max_input_channels: int
+    default_rate_hz: int
+    is_default: bool
+
+    def describe(self) -> str:
+        mark = " (default)" if self.is_default else ""
+        return f"{self.index}: {self.name} [{self.host_api}, {self.default_rate_hz} Hz]{mark}"
+
+
+def rescan_devices() -> None:
+    """Make PortAudio look for devices again (it enumerates them only once, when initialised).
+
+    Needed after a device is plugged in or an audio server starts. Must not be called while a stream
+    is open.
+    """
+    sd = _sounddevice()
+    # sounddevice has no public re-scan; terminate/initialize is the documented-in-issues way.
+    sd._terminate()
+    sd._initialize()
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Every device with at least one input channel. Raises CaptureError when PortAudio is missing."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        host_apis = sd.query_hostapis()
+    except sd.PortAudioError as exc:
+        raise CaptureError(f"cannot list audio devices: {exc}") from None
+    default_index = _default_input_index(sd)
+    found = []
+    for info in devices:
+        if info["max_input_channels"] < 1:
+            continue
+        found.append(InputDevice(
+            index=int(info["index"]), name=str(info["name"]),
+            host_api=str(host_apis[info["hostapi"]]["name"]),
+            max_input_channels=int(info["max_input_channels"]),
+            default_rate_hz=int(round(info["default_samplerate"])),
+            is_default=int(info["index"]) == default_index))
+    return found
+
+
+def _default_input_index(sd) -> int:
+    try:
+        index = sd.default.device[0]
+        if index is None or index < 0:
+            index = sd.query_devices(kind="input")["index"]
+        return int(index)
+    except (sd.PortAudioError, ValueError, TypeError):
+        return -1
+
+
+def find_input_device(spec: str | int | None) -> InputDevice:
+    """The device named by `spec`: None = the system default, an index, or (part of) a name.
+
+    Raises CaptureError when there is no such input device (message lists the choices).
+    """
+    devices = list_input_devices()
+    if not devices:
+        raise CaptureError("no audio input device found (is a microphone connected and an audio server running?)")
+    choices = "; ".join(d.describe() for d in devices)
+    if spec is None or (isinstance(spec, str) and spec.strip() == ""):
+        for device in devices:
+            if device.is_default:
+                return device
+        return devices[0]
+    text = str(spec).strip()
+    if text.lstrip("-").isdigit():
+        for device in devices:
+            if device.index == int(text):
+                return device
+        raise CaptureError(f"no input device with index {text} (choices: {choices})")
+    exact = [d for d in devices if d.name.lower() == text.lower()]
+    if exact:
+        return exact[0]
+    partial = [d for d in devices if text.lower() in d.name.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    if partial:
+        raise CaptureError(f"input device name {text!r} is ambiguous (matches: {'; '.join(d.describe() for d in partial)})")
+    raise CaptureError(f"no input device matches {text!r} (choices: {choices})")
+
+
+class MicrophoneSource:
+    """A PortAudio input stream resampled to `sample_rate_hz`.
+
+    The stream runs at the device's own default rate (48 kHz, 44.1 kHz...) and `read()` resamples in
+    streaming mode, so blocks of any size join without clicks.
+    """
+
+    def __init__(self, device: str | int | None = None, sample_rate_hz: int = 16000,
+                 block_ms: float = DEFAULT_BLOCK_MS, queue_ms: float = DEFAULT_QUEUE_MS,
+                 stall_s: float = DEFAULT_STALL_S):
+        self.device_spec = device
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.block_ms = float(block_ms)
+        self.stall_s = float(stall_s)
+        self.finished = False          # a microphone never runs out
+        self.device: InputDevice | None = None
+        self.device_rate_hz: int | None = None
+        self.input_latency_s: float | None = None
+        # Written only by the PortAudio callback thread (single writer), read by the caller.
+        self.dropped_blocks = 0
+        self.overflows = 0
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, int(queue_ms / block_ms)))
+        self._stream = None
+        self._resampler: StreamResampler | None = None
+        self._stream_ended = threading.Event()
+        self._last_block_at = 0.0
+        self._received_any = False
+
+    @property
+    def name(self) -> str:
+        return self.device.name if self.device else str(self.device_spec or "default input")
+
+    def start(self) -> None:
+        """Open and start the stream. Raises CaptureError (no device, invalid device, cannot open)."""
+        if self._stream is not None:
+            return
+        sd = _sounddevice()
+        self.device = find_input_device(self.device_spec)
+        self.device_rate_hz = self.device.default_rate_hz
+        block_frames = max(1, int(round(self.device_rate_hz * self.block_ms / 1000.0)))
+        self._resampler = StreamResampler(self.device_rate_hz, self.sample_rate_hz)
+        self._stream_ended.clear()
+        try:
+            stream = sd.InputStream(device=self.device.index, channels=1, samplerate=self.device_rate_hz,
+                                    blocksize=block_frames, dtype="float32", latency="low",
+                                    callback=self._callback, finished_callback=self._stream_ended.set)
+            stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise CaptureError(f"cannot open input device {self.device.name!r}: {exc}") from None
+        self._stream = stream
+        self.input_latency_s = float(stream.latency)
+        self._last_block_at = time.monotonic()
+        self._received_any = False
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        # PortAudio's thread: copy and queue only. Anything slower here makes the device overflow.
+        if status.input_overflow:
+            self.overflows += 1
+        try:
+            self._queue.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self.dropped_blocks += 1
+
+    def read(self, timeout_s: float = 0.1) -> np.ndarray | None:
+        """Everything captured so far, resampled: [n] float32 (n may be 0 while the resampler fills).
+
+        Waits up to `timeout_s` for the first block; None when nothing arrived. Raises CaptureError
+        when the stream has stopped or stalled (device unplugged, audio server gone).
+        """
+        if self._stream is None:
+            raise CaptureError("the input stream is not running (call start() first)")
+        try:
+            blocks = [self._queue.get(timeout=timeout_s)]
+        except queue.Empty:
+            self._check_alive()
+            return None
+        # Take whatever else is waiting: one resampler and recognizer call instead of several.
+        while True:
+            try:
+                blocks.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._last_block_at = time.monotonic()
+        self._received_any = True
+        return self._resampler.process(np.concatenate(blocks))
+
+    def _check_alive(self) -> None:
+        stream = self._stream
+        if self._stream_ended.is_set() or not stream.active:
+            raise CaptureError(f"input device {self.name!r} stopped delivering audio (disconnected?)")
+        silent_s = time.monotonic() - self._last_block_at
+        if silent_s > self.stall_s:
+            what = "no audio" if not self._received_any else "audio stopped"
+            raise CaptureError(f"input device {self.name!r}: {what} for {silent_s:.1f} s (disconnected or busy?)")
+
+    def stop(self) -> None:
+        """Stop and close the stream; idempotent. Never raises: a lost device was already reported by read()."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        sd = _sounddevice()
+        try:
+            stream.abort()  # abort, not stop: do not wait for buffers of a device that may be gone
+        except sd.PortAudioError:
+            pass
+        try:
+            stream.close()
+        except sd.PortAudioError:
+            pass
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+
+class FileSource:
+    """A recording served through the microphone interface, at real-time pace by default.
+
+    A block becomes readable when its last sample would have been captured by a microphone, so the
+    recognizer, the GUI and any timing see the same rhythm as live input. `realtime=False` serves
+    blocks as fast as they are asked for.
+    """
+
+    def __init__(self, path: str | Path, sample_rate_hz: int = 16000, block_ms: float = DEFAULT_BLOCK_MS,
+                 realtime: bool = True):
+        self.path = Path(path)
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.block_ms = float(block_ms)
+        self.realtime = realtime
+        self.finished = False
+        self.dropped_blocks = 0
+        self.overflows = 0
+        self._blocks: Iterator[np.ndarray] | None = None
+        self._next: np.ndarray | None = None
+        self._served_samples = 0
+        self._started_at = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def start(self) -> None:
+        """Open the file. Raises AudioReadError (missing, unreadable, empty)."""
+        self.finished = False
+        self._served_samples = 0
+        self._blocks = iter_audio_blocks(self.path, self.sample_rate_hz, self.block_ms)
+        # Read the first block now, so a bad file fails here and not later in a worker loop.
+        self._next = next(self._blocks, None)
+        if self._next is None:
+            raise AudioReadError(f"{self.path}: contains no audio samples")
+        self._started_at = time.monotonic()
+
+    def read(self, timeout_s: float = 0.1) -> np.ndarray | None:
+        """The next block [n] float32, or None when it is not due within `timeout_s` or the file ended."""
+        if self._blocks is None:
+            raise CaptureError("the file source is not running (call start() first)")
+        block = self._next
+        if block is None:
+            self.finished = True
+            return None
+        if self.realtime:
+            due_s = self._started_at + (self._served_samples + block.size) / self.sample_rate_hz
+            wait_s = due_s - time.monotonic()
+            if wait_s > timeout_s:
+                time.sleep(max(0.0, timeout_s))
+                return None
+            if wait_s > 0:
+                time.sleep(wait_s)
+        self._served_samples += block.size
+        self._next = next(self._blocks, None)  # may raise AudioReadError for a truncated file
+        if self._next is None:
+            self.finished = True
+        return block
+
+    @property
+    def duration_served_s(self) -> float:
+        return self._served_samples / self.sample_rate_hz
+
+    def stop(self) -> None:
+        if self._blocks is not None:
+            close = getattr(self._blocks, "close", None)
+            if close:
+                close()
+        self._blocks = None
+        self._next = None

@@ -1,0 +1,230 @@
+"""The live subcommands of `speechcmd`: `gui`, `listen` and `devices`.
+
+`listen` and `devices` never import Qt (they work on a machine without a display); PySide6 is imported
+only on the `gui` path. Errors the user can fix end as one line (cli.UserError), never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from desktop_app.cli import UserError, _add_detector_options, _detector_config, _load_model, print_event
+
+MODEL_HELP = "model folder (default: the shipped model in assets/model)"
+DEVICE_HELP = "input device: index or (part of) the name from `speechcmd devices` (default: system default)"
+
+
+def add_live_commands(sub) -> None:
+    """Register `gui`, `listen` and `devices` on the `speechcmd` subparsers."""
+    p = sub.add_parser("gui", help="the desktop app: recognize commands live from a microphone")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--device", help=DEVICE_HELP + "; starts listening at once")
+    p.add_argument("--input-file", metavar="WAV", help="play this recording through the live pipeline in real time")
+    p.add_argument("--screenshot", metavar="PNG", help="with --input-file: save the window when the file ends, then exit")
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser("listen", help="recognize commands live from a microphone in the terminal")
+    p.add_argument("--json", action="store_true", help='JSON Lines output: {"time", "label", "score"}')
+    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl+C)")
+    p.add_argument("--model", help=MODEL_HELP)
+    _add_detector_options(p)
+    p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("devices", help="list the audio input devices")
+    p.set_defaults(func=cmd_devices)
+
+
+def _usage_error(message: str) -> int:
+    """Options that do not go together: one line, exit status 2 (like argparse's own usage errors)."""
+    print(f"speechcmd: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_devices(args) -> int:
+    from audio.capture import CaptureError, list_input_devices
+    try:
+        devices = list_input_devices()
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
+    if not devices:
+        raise UserError("no audio input device found (is a microphone connected and an audio server running?)")
+    for device in devices:
+        print(device.describe())
+    return 0
+
+
+def cmd_listen(args) -> int:
+    """Events are printed as they fire; `time` counts from the first captured sample."""
+    from audio.capture import CaptureError, MicrophoneSource, find_input_device
+    if args.seconds is not None and args.seconds <= 0:
+        return _usage_error("--seconds must be positive")
+    try:
+        # Checked before the model loads (torch takes seconds to import): a typo fails at once.
+        find_input_device(args.device)
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
+    from model.streaming import StreamingRecognizer
+    model = _load_model(args.model)
+    _one_torch_thread()
+    recognizer = StreamingRecognizer(model, _detector_config(model, args))
+    source = MicrophoneSource(args.device, model.frontend.sample_rate_hz)
+    announced = False
+    try:
+        source.start()
+        started_at = time.monotonic()
+        while args.seconds is None or time.monotonic() - started_at < args.seconds:
+            block = source.read(0.1)
+            if block is None:
+                continue
+            if not announced:
+                # Announced at the first block, not at start(): an audio server may take a moment to
+                # deliver, and whoever waits for this line (a test, a script) then knows audio flows.
+                announced = True
+                until = f" for {args.seconds:g} s" if args.seconds is not None else "; Ctrl+C to stop"
+                print(f"listening on {source.name} ({source.device_rate_hz} Hz){until}", file=sys.stderr, flush=True)
+            for event in recognizer.process(block).events:
+                print_event(event, args.json)
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is the normal way to stop listening
+    finally:
+        source.stop()
+    dropped = source.dropped_blocks + source.overflows
+    if dropped:
+        print(f"warning: {dropped} audio block(s) were dropped (the computer could not keep up)", file=sys.stderr)
+    return 0
+
+
+def _one_torch_thread() -> None:
+    """The live recognizer runs a few small recurrent steps per 40 ms block: spreading that over several
+    threads costs more in hand-offs than it saves, and would take cores from the GUI and audio threads."""
+    import torch
+    torch.set_num_threads(1)
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cmd_gui(args) -> int:
+    from audio.capture import CaptureError, find_input_device
+    # Arguments and device first: they fail in milliseconds, the model needs torch (seconds).
+    if args.screenshot and not args.input_file:
+        return _usage_error("--screenshot needs --input-file (the screenshot is taken when the file ends)")
+    if args.input_file:
+        path = Path(args.input_file)
+        if not path.is_file():
+            raise UserError(f"{path}: file not found")
+        if args.device:
+            return _usage_error("use either --device or --input-file, not both")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                  or os.environ.get("QT_QPA_PLATFORM")):
+        # Without this check Qt aborts the process with a core dump and a multi-line hint.
+        raise UserError("no display found: run it on a desktop session, or use `speechcmd listen` in a terminal "
+                        "(for a headless screenshot set QT_QPA_PLATFORM=offscreen)")
+    device_name = None
+    if args.device:
+        try:
+            device_name = find_input_device(args.device).name
+        except CaptureError as exc:
+            raise UserError(str(exc)) from None
+    model = _load_model(args.model)
+    _one_torch_thread()
+    return _run_gui(model, args, device_name)
+
+
+def _run_gui(model, args, device_name: str | None) -> int:
+    # Qt is imported here only: `listen`/`devices` and the other subcommands must work without it.
+    import signal
+    import tempfile
+
+    import pyqtgraph as pg
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_app.window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION, MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName(SETTINGS_ORGANIZATION)
+    app.setApplicationName(SETTINGS_APPLICATION)
+    pg.setConfigOptions(antialias=False, background="#101418", foreground="#d0d0d0")
+
+    settings = None
+    scratch = None
+    if args.screenshot:
+        # A screenshot for the docs must not depend on (or change) this user's remembered settings.
+        scratch = tempfile.TemporaryDirectory()
+        settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(model, settings=settings)
+    outcome = {"status": 0}
+    timing = os.environ.get("SPEECHCMD_TIMING") == "1"
+
+    def on_first_frame() -> None:
+        if timing:
+            # CPU time too: on a busy machine the wall time mostly measures the other processes.
+            cpu = os.times()
+            print(f"speechcmd timing: first frame drawn {_process_age_s():.3f} s after process start "
+                  f"(cpu {cpu.user + cpu.system:.3f} s)", file=sys.stderr, flush=True)
+
+    window.first_frame_drawn.connect(on_first_frame)
+
+    if args.input_file:
+        pending = {"playback": True, "analysis": True}
+
+        def maybe_finish() -> None:
+            if not args.screenshot or any(pending.values()):
+                return
+            window.redraw(full=True)
+            if window.grab().save(args.screenshot):
+                print(f"screenshot saved to {args.screenshot}", file=sys.stderr)
+            else:
+                print(f"speechcmd: could not write the screenshot {args.screenshot}", file=sys.stderr)
+                outcome["status"] = 1
+            window.close()
+            app.quit()
+
+        def on_playback_done(ok: bool) -> None:
+            if not ok:
+                print(f"speechcmd: {window.run_error}", file=sys.stderr)
+                outcome["status"] = 1
+            pending["playback"] = False
+            maybe_finish()
+
+        def on_analysis_done(analysis) -> None:
+            if analysis.error:
+                outcome["status"] = 1
+            pending["analysis"] = False
+            maybe_finish()
+
+        window.run_finished.connect(on_playback_done)
+        window.analysis_finished.connect(on_analysis_done)
+        # The timeline shows the whole file at once (the fast path) while the live view plays it.
+        window.analyze_file(args.input_file)
+        window.start_file_playback(args.input_file)
+    elif device_name:
+        index = window.device_combo.findData(device_name)
+        if index >= 0:
+            window.device_combo.setCurrentIndex(index)
+        window.start_live()
+
+    window.show()
+    # Qt's event loop does not return to Python, so Ctrl+C would wait for the next event: poll it.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    keep_python_awake = QTimer()
+    keep_python_awake.timeout.connect(lambda: None)
+    keep_python_awake.start(200)
+    app.exec()
+    window.shutdown()
+    if scratch is not None:
+        scratch.cleanup()
+    return outcome["status"]

@@ -1,0 +1,480 @@
+"""The main window: pick a microphone, speak, see commands recognized live.
+
+Widgets only draw and forward user actions. Audio runs in a RecognizerWorker on its own QThread; its
+signals land in the LiveViewModel (GUI thread), and a 30 Hz QTimer redraws the persistent plot items
+from the latest stored values.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
+
+from audio.capture import CaptureError, FileSource, InputDevice, MicrophoneSource, list_input_devices, rescan_devices
+from model.checkpoint import LoadedModel
+from model.detector import Detection
+from desktop_app.view_model import HIDDEN_S, SPECTROGRAM_S, FileAnalysis, LiveViewModel
+from desktop_app.widgets import (HIDDEN_LEVELS, LOG_MEL_LEVELS, CommandBars, DetectionTimeline, LastCommandLabel,
+                                 LevelMeter, ScrollingImage)
+from desktop_app.worker import RecognizerWorker, start_worker, stop_worker
+
+SETTINGS_ORGANIZATION = "speechcmd"
+SETTINGS_APPLICATION = "speechcmd"
+REDRAW_HZ = 30
+HIDDEN_VIEW_EVERY_TICKS = 2
+# Blocks for the fast "Open file..." run: big blocks, few Python round trips (the result does not
+# depend on the block size, see tests of the streaming recognizer).
+ANALYSIS_BLOCK_MS = 1000.0
+# Slider: sensitivity in percent, threshold = 1 - sensitivity / 100 (right = fires more easily).
+SENSITIVITY_RANGE = (5, 95)
+
+# (device name or None for the default, sample rate) -> an object with the audio/capture source interface
+SourceFactory = Callable[[str | None, int], object]
+# (rescan) -> input devices; rescan asks PortAudio to look for new hardware first
+DeviceLister = Callable[[bool], list[InputDevice]]
+
+
+def default_device_lister(rescan: bool) -> list[InputDevice]:
+    if rescan:
+        rescan_devices()
+    return list_input_devices()
+
+
+def default_source_factory(device: str | None, sample_rate_hz: int) -> MicrophoneSource:
+    return MicrophoneSource(device, sample_rate_hz)
+
+
+def sensitivity_to_threshold(sensitivity: int) -> float:
+    return round(1.0 - sensitivity / 100.0, 2)
+
+
+def threshold_to_sensitivity(threshold: float) -> int:
+    return int(round((1.0 - threshold) * 100.0))
+
+
+class MainWindow(QMainWindow):
+    first_frame_drawn = Signal()
+    run_finished = Signal(bool)                # a live or playback run ended; True = without error
+    analysis_finished = Signal(object)         # FileAnalysis of an "Open file..." run
+
+    def __init__(self, model: LoadedModel, settings: QSettings | None = None,
+                 source_factory: SourceFactory = default_source_factory,
+                 device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ):
+        super().__init__()
+        self.model = model
+        self.settings = settings if settings is not None else QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION)
+        self.source_factory = source_factory
+        self.device_lister = device_lister
+        self.view_model = LiveViewModel(model)
+        self._worker: RecognizerWorker | None = None
+        self._thread = None
+        self._run_error: str | None = None
+        self._stuck_runs: list = []   # (worker, thread) that had not ended yet; see _keep_until_ended
+        self._analysis_worker: RecognizerWorker | None = None
+        self._analysis_thread = None
+        self._analysis: FileAnalysis | None = None
+        self._drawn_version = -1
+        self._first_frame_done = False
+        self._dropped_shown = None
+        self._tick = 0
+
+        self.setWindowTitle("speechcmd: live speech commands")
+        self._build_widgets()
+        self._restore_settings()
+        self.refresh_devices(rescan=False)
+
+        vm = self.view_model
+        vm.history_added.connect(self._add_history_row)
+        vm.status_changed.connect(self._show_status)
+        vm.running_changed.connect(self._show_running)
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(int(round(1000.0 / redraw_hz)))
+        self.redraw_timer.timeout.connect(self.redraw)
+        self.redraw_timer.start()
+        self._show_running(False)
+        vm.set_status("ready: choose a microphone and press Start, or open a file")
+
+    # ---------------------------------------------------------------- layout
+    def _build_widgets(self) -> None:
+        vm, info = self.view_model, self.view_model.info
+        self.device_combo = QComboBox()
+        self.device_combo.setMinimumWidth(260)
+        self.device_combo.setToolTip("Input device")
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(lambda: self.refresh_devices(rescan=True))
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.toggle_start_stop)
+        self.open_button = QPushButton("Open file...")
+        self.open_button.clicked.connect(self.open_file_dialog)
+        self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.sensitivity_slider.setRange(*SENSITIVITY_RANGE)
+        self.sensitivity_slider.setValue(threshold_to_sensitivity(vm.threshold))
+        self.sensitivity_slider.setMinimumWidth(160)
+        self.sensitivity_slider.valueChanged.connect(self.set_sensitivity)
+        self.sensitivity_label = QLabel()
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Microphone:"))
+        controls.addWidget(self.device_combo, 1)
+        controls.addWidget(self.refresh_button)
+        controls.addWidget(self.start_button)
+        controls.addSpacing(16)
+        controls.addWidget(QLabel("Sensitivity:"))
+        controls.addWidget(self.sensitivity_slider)
+        controls.addWidget(self.sensitivity_label)
+        controls.addSpacing(16)
+        controls.addWidget(self.open_button)
+
+        n_mels = self.model.frontend.n_mels
+        self.spectrogram_view = ScrollingImage("Log-mel spectrogram (live)", "mel bin", SPECTROGRAM_S,
+                                               vm.spectrogram.capacity, n_mels,
+                                               "viridis", LOG_MEL_LEVELS)
+        hidden_size = self.model.network.cfg.hidden_size
+        self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
+                                          vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)
+        self.bars_view = CommandBars(info.commands, vm.threshold)
+        self.timeline_view = DetectionTimeline(info.commands)
+        self.last_command_label = LastCommandLabel()
+        self.history_list = QListWidget()
+        self.history_list.setMinimumWidth(300)
+        self.model_info_label = QLabel(info.text())
+        self.model_info_label.setWordWrap(True)
+        self.model_info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        last_box = QGroupBox("Last command")
+        last_layout = QVBoxLayout(last_box)
+        last_layout.addWidget(self.last_command_label)
+        history_box = QGroupBox("History (clock, stream time, command, confidence)")
+        QVBoxLayout(history_box).addWidget(self.history_list)
+        info_box = QGroupBox("Model")
+        QVBoxLayout(info_box).addWidget(self.model_info_label)
+
+        grid = QGridLayout()
+        grid.addWidget(self.spectrogram_view, 0, 0)
+        grid.addWidget(self.hidden_view, 1, 0)
+        grid.addWidget(self.timeline_view, 2, 0)
+        grid.addWidget(last_box, 0, 1)
+        grid.addWidget(self.bars_view, 1, 1)
+        right_bottom = QVBoxLayout()
+        right_bottom.addWidget(history_box, 1)
+        right_bottom.addWidget(info_box)
+        grid.addLayout(right_bottom, 2, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet("color: white; background: #b02020; padding: 4px;")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(controls)
+        layout.addWidget(self.error_label)
+        layout.addLayout(grid, 1)
+        self.setCentralWidget(central)
+
+        self.status_label = QLabel()
+        self.level_meter = LevelMeter()
+        self.dropped_label = QLabel()
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.level_meter)
+        self.statusBar().addPermanentWidget(self.dropped_label)
+        self._show_dropped(0)
+        self._show_sensitivity_text()
+
+    # ---------------------------------------------------------------- settings
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 820)
+        sensitivity = self.settings.value("sensitivity")
+        if sensitivity is not None:
+            try:
+                self.sensitivity_slider.setValue(int(sensitivity))
+            except (TypeError, ValueError):
+                pass  # a damaged settings file must not stop the app
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("sensitivity", self.sensitivity_slider.value())
+        if self.device_combo.count():
+            self.settings.setValue("device", self.selected_device() or "")   # "" = the system default
+        self.settings.sync()
+
+    # ---------------------------------------------------------------- devices
+    def refresh_devices(self, rescan: bool = True) -> None:
+        """Fill the device chooser; keeps the current (or remembered) device selected when it exists."""
+        if self.is_running:
+            return  # PortAudio cannot re-scan under an open stream
+        # The first fill selects the remembered device; later ones keep the current choice.
+        wanted = self.selected_device() if self.device_combo.count() else self.settings.value("device")
+        self.device_combo.clear()
+        try:
+            devices = self.device_lister(rescan)
+        except CaptureError as exc:
+            self.view_model.on_error(str(exc))
+            devices = []
+        self.device_combo.addItem("System default", None)
+        for device in devices:
+            self.device_combo.addItem(device.describe(), device.name)
+        index = self.device_combo.findData(wanted) if wanted else -1
+        self.device_combo.setCurrentIndex(max(0, index))
+        if rescan and devices:
+            self.view_model.set_status(f"{len(devices)} input device(s) found")
+
+    def selected_device(self) -> str | None:
+        return self.device_combo.currentData()
+
+    # ---------------------------------------------------------------- runs
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def worker(self) -> RecognizerWorker | None:
+        return self._worker
+
+    @property
+    def run_error(self) -> str | None:
+        """Why the last live/playback run ended, or None when it ended without error."""
+        return self._run_error
+
+    @property
+    def threshold(self) -> float:
+        return self.view_model.threshold
+
+    @Slot()
+    def toggle_start_stop(self) -> None:
+        if self.is_running:
+            self.stop()
+        else:
+            self.start_live()
+
+    def start_live(self) -> None:
+        """Listen to the chosen device. Errors (no device, cannot open, lost) show in the window."""
+        device = self.selected_device()
+        try:
+            source = self.source_factory(device, self.model.frontend.sample_rate_hz)
+        except CaptureError as exc:
+            self.view_model.on_error(str(exc))
+            return
+        self._start_run(source, f"listening on {device or 'the system default input'}")
+
+    def start_file_playback(self, path: str | Path) -> None:
+        """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""
+        source = FileSource(path, self.model.frontend.sample_rate_hz)
+        self._start_run(source, f"playing {Path(path).name} in real time")
+
+    def _start_run(self, source, message: str) -> None:
+        self.stop()
+        self.view_model.reset()
+        self._drawn_version = -1
+        worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
+        vm = self.view_model
+        worker.posteriors_ready.connect(vm.on_frames)
+        worker.detected.connect(vm.on_detected)
+        worker.level_changed.connect(vm.on_level)
+        worker.audio_dropped.connect(vm.on_dropped)
+        worker.error_occurred.connect(self._on_run_error)
+        worker.finished.connect(self._on_run_finished)
+        self._run_error = None
+        self._worker = worker
+        self._thread = start_worker(worker)
+        vm.set_running(True)
+        vm.set_status(message)
+
+    def stop(self) -> None:
+        """Stop the live run (if any) and wait for its thread."""
+        worker, thread = self._worker, self._thread
+        if worker is None:
+            return
+        worker.finished.disconnect(self._on_run_finished)
+        stop_worker(worker, thread)
+        self._keep_until_ended(worker, thread)
+        self._forget_run()
+        self.view_model.set_status("stopped")
+
+    @Slot(str)
+    def _on_run_error(self, message: str) -> None:
+        if self.sender() is self._worker:
+            self._run_error = message
+        self.view_model.on_error(message)
+
+    @Slot()
+    def _on_run_finished(self) -> None:
+        worker, thread = self._worker, self._thread
+        if worker is None or self.sender() is not worker:
+            return
+        thread.wait(2000)
+        self._keep_until_ended(worker, thread)
+        ok = self._run_error is None
+        self._forget_run()
+        if ok:
+            self.view_model.set_status("finished")
+        self.redraw(full=True)
+        self.run_finished.emit(ok)
+
+    def _keep_until_ended(self, worker: RecognizerWorker, thread) -> None:
+        """Destroying a QThread that still runs aborts the process: a thread that did not end in time
+        stays referenced until it does."""
+        if thread.isRunning():
+            entry = (worker, thread)
+            self._stuck_runs.append(entry)
+            thread.finished.connect(lambda: self._stuck_runs.remove(entry) if entry in self._stuck_runs else None)
+
+    def _forget_run(self) -> None:
+        self._worker = None
+        self._thread = None
+        self.view_model.set_running(False)
+
+    # ---------------------------------------------------------------- file analysis
+    @Slot()
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a recording", str(self.settings.value("last_dir", "")),
+                                              "Audio (*.wav *.flac *.ogg);;All files (*)")
+        if path:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.analyze_file(path)
+
+    def analyze_file(self, path: str | Path) -> None:
+        """Run a recording through the same recognizer as fast as possible; draw it on the timeline."""
+        self._stop_analysis()
+        analysis = FileAnalysis(str(path), self.model.frontend.hop_ms)
+        source = FileSource(path, self.model.frontend.sample_rate_hz, block_ms=ANALYSIS_BLOCK_MS, realtime=False)
+        worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
+        worker.posteriors_ready.connect(analysis.on_frames)
+        worker.detected.connect(analysis.on_detected)
+        worker.error_occurred.connect(self._on_analysis_error)
+        worker.finished.connect(self._on_analysis_finished)
+        self._analysis, self._analysis_worker = analysis, worker
+        self._analysis_thread = start_worker(worker)
+        self.view_model.set_status(f"analysing {Path(path).name}...")
+
+    @Slot(str)
+    def _on_analysis_error(self, message: str) -> None:
+        if self._analysis is not None:
+            self._analysis.error = message
+        self.view_model.on_error(message)
+
+    @Slot()
+    def _on_analysis_finished(self) -> None:
+        analysis, thread = self._analysis, self._analysis_thread
+        if analysis is None or self.sender() is not self._analysis_worker:
+            return
+        thread.wait(2000)
+        self._keep_until_ended(self._analysis_worker, thread)
+        self._analysis = self._analysis_worker = self._analysis_thread = None
+        analysis.done = True
+        if analysis.error is None:
+            posteriors = analysis.posteriors
+            commands = posteriors[:, self.view_model.command_index] if posteriors.size else posteriors.reshape(0, 0)
+            self.timeline_view.show_analysis(analysis.times_s, commands, analysis.detections,
+                                             self.view_model.threshold, Path(analysis.path).name)
+            found = ", ".join(f"{d.label} at {d.time_s:.2f} s" for d in analysis.detections[:8])
+            more = " ..." if len(analysis.detections) > 8 else ""
+            self.view_model.set_status(f"{Path(analysis.path).name}: {len(analysis.detections)} command(s)"
+                                       + (f": {found}{more}" if found else ""))
+        self.analysis_finished.emit(analysis)
+
+    def _stop_analysis(self) -> None:
+        if self._analysis_worker is not None:
+            worker, thread = self._analysis_worker, self._analysis_thread
+            worker.finished.disconnect(self._on_analysis_finished)
+            stop_worker(worker, thread)
+            self._keep_until_ended(worker, thread)
+            self._analysis = self._analysis_worker = self._analysis_thread = None
+
+    # ---------------------------------------------------------------- sensitivity
+    @Slot(int)
+    def set_sensitivity(self, sensitivity: int) -> None:
+        """Slider moved: the running worker uses the new threshold from its next frame."""
+        threshold = sensitivity_to_threshold(sensitivity)
+        self.view_model.threshold = threshold
+        if self._worker is not None:
+            self._worker.set_threshold(threshold)
+        self._show_sensitivity_text()
+        self._drawn_version = -1
+
+    def _show_sensitivity_text(self) -> None:
+        self.sensitivity_label.setText(f"threshold {self.view_model.threshold:.2f}")
+
+    # ---------------------------------------------------------------- drawing
+    @Slot()
+    def redraw(self, full: bool = False) -> None:
+        """Timer tick: draw the latest stored values, if anything changed since the last tick.
+
+        `full` also draws the parts that are refreshed at a lower rate (for a final picture)."""
+        vm = self.view_model
+        if vm.last_detection is not None:
+            age_s = time.monotonic() - vm.last_detection_at
+            self.last_command_label.show_detection(vm.last_detection, age_s)
+        if vm.version == self._drawn_version and not full:
+            return
+        self._drawn_version = vm.version
+        self._tick += 1
+        self.spectrogram_view.show_frames(vm.spectrogram.ordered())
+        # The heat map is the most expensive item to paint (128 rows); the memory it shows changes
+        # slowly, so half the display rate is enough and saves about a tenth of the GUI's CPU.
+        if full or self._tick % HIDDEN_VIEW_EVERY_TICKS == 0:
+            self.hidden_view.show_frames(vm.hidden.ordered())
+        self.bars_view.show_values(vm.command_posteriors, vm.threshold)
+        self.level_meter.show_level(vm.level.rms_dbfs if vm.level else None, time.monotonic())
+        self._show_dropped(vm.dropped_blocks)
+        if vm.last_detection is None:
+            self.last_command_label.show_detection(None, 0.0)
+        if not self._first_frame_done and vm.frames_seen > 0:
+            self._first_frame_done = True
+            self.first_frame_drawn.emit()
+
+    def _show_dropped(self, blocks: int) -> None:
+        if blocks == self._dropped_shown:
+            return   # style sheets are expensive to re-apply: only on change
+        self._dropped_shown = blocks
+        if blocks:
+            self.dropped_label.setText(f"dropped audio: {blocks} block(s)")
+            self.dropped_label.setStyleSheet("color: white; background: #b02020; padding: 2px;")
+        else:
+            self.dropped_label.setText("no audio dropped")
+            self.dropped_label.setStyleSheet("color: #1a7c1a; padding: 2px;")
+
+    @Slot(object)
+    def _add_history_row(self, event: Detection) -> None:
+        clock = datetime.now().strftime("%H:%M:%S")
+        self.history_list.insertItem(0, f"{clock}   {event.time_s:7.2f} s   {event.label:<6}  {event.score:.2f}")
+        while self.history_list.count() > self.view_model.history.maxlen:
+            self.history_list.takeItem(self.history_list.count() - 1)
+
+    @Slot(str, bool)
+    def _show_status(self, message: str, is_error: bool) -> None:
+        if is_error:
+            self.error_label.setText(f"Error: {message}")
+            self.error_label.show()
+            self.status_label.setText(f"error: {message}")
+        else:
+            self.error_label.hide()
+            self.status_label.setText(message)
+
+    @Slot(bool)
+    def _show_running(self, running: bool) -> None:
+        self.start_button.setText("Stop" if running else "Start")
+        self.device_combo.setEnabled(not running)
+        self.refresh_button.setEnabled(not running)
+
+    # ---------------------------------------------------------------- shutdown
+    def shutdown(self) -> None:
+        """Stop every thread and remember the settings (idempotent)."""
+        self.redraw_timer.stop()
+        self.stop()
+        self._stop_analysis()
+        self.save_settings()
+
+    def closeEvent(self, event) -> None:  # Qt override
+        self.shutdown()
+        super().closeEvent(event)

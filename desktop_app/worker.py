@@ -1,0 +1,142 @@
+"""The recognizer worker: the second of the three threads (PortAudio callback -> worker -> GUI).
+
+It drains an audio source (microphone or file, see audio/capture.py), runs the one StreamingRecognizer
+and emits what happened as Qt signals carrying small frozen dataclasses. Signals cross into the GUI
+thread as queued connections, so the worker never touches a widget.
+
+Lifecycle: one worker and one QThread per run (start -> stop or end of file). `start_worker` wires
+them; `stop_worker` interrupts, quits and waits, which is the clean shutdown of Qt's examples.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+
+from audio.capture import CaptureError
+from audio.io import AudioReadError
+from model.checkpoint import LoadedModel
+from model.streaming import StreamingRecognizer
+
+# How long one read may wait for audio: bounds how quickly the loop notices a stop request.
+READ_TIMEOUT_S = 0.05
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """New 10 ms frames from one recognizer call (rows may be 0)."""
+    start_frame: int          # index of the first row since the run began
+    log_mel: np.ndarray       # [n, mel]
+    posteriors: np.ndarray    # [n, labels] smoothed
+    hidden: np.ndarray        # [n, hidden] top recurrent layer output
+
+
+@dataclass(frozen=True)
+class InputLevel:
+    rms_dbfs: float           # of the latest block; -inf for digital silence
+    peak: float               # largest absolute sample of the latest block, 0..1 (1 = clipping)
+
+
+def level_of(block: np.ndarray) -> InputLevel:
+    """Level of one block of samples [n] (n > 0)."""
+    rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
+    return InputLevel(20.0 * math.log10(rms) if rms > 0 else -math.inf, float(np.max(np.abs(block))))
+
+
+class RecognizerWorker(QObject):
+    """Runs `source` through a StreamingRecognizer until stopped, the file ends, or an error.
+
+    `run()` is the thread's body; everything else is safe to call from the GUI thread.
+    """
+
+    detected = Signal(object)           # model.detector.Detection
+    posteriors_ready = Signal(object)   # FrameBatch
+    level_changed = Signal(object)      # InputLevel
+    audio_dropped = Signal(int)         # total blocks dropped or overflowed so far (only when it grows)
+    error_occurred = Signal(str)        # one line for the user; the run has ended
+    finished = Signal()                 # always emitted last, error or not
+
+    def __init__(self, model: LoadedModel, source, threshold: float | None = None,
+                 emit_frames: bool = True):
+        super().__init__()
+        self.source = source
+        self.recognizer = StreamingRecognizer(model)
+        if threshold is not None:
+            self.recognizer.threshold = threshold
+        self.emit_frames = emit_frames
+        self._stop = threading.Event()
+
+    @property
+    def threshold(self) -> float:
+        return self.recognizer.threshold
+
+    def set_threshold(self, value: float) -> None:
+        """Takes effect from the next 10 ms frame. Called from the GUI thread: the detector reads this
+        one float attribute per frame, and rebinding an attribute is atomic in Python, so no lock and no
+        queued call (which would wait behind audio already in flight)."""
+        self.recognizer.threshold = float(value)
+
+    def stop(self) -> None:
+        """Ask the loop to end (thread-safe); it notices within READ_TIMEOUT_S."""
+        self._stop.set()
+
+    def _should_stop(self) -> bool:
+        thread = QThread.currentThread()
+        return self._stop.is_set() or (thread is not None and thread.isInterruptionRequested())
+
+    @Slot()
+    def run(self) -> None:
+        dropped_reported = 0
+        try:
+            self.source.start()
+            while not self._should_stop():
+                block = self.source.read(READ_TIMEOUT_S)
+                dropped = self.source.dropped_blocks + self.source.overflows
+                if dropped != dropped_reported:
+                    dropped_reported = dropped
+                    self.audio_dropped.emit(dropped)
+                if block is not None and block.size:
+                    self._process(block)
+                if self.source.finished:
+                    break
+        except (CaptureError, AudioReadError) as exc:
+            self.error_occurred.emit(str(exc))
+        except Exception as exc:  # never let the thread die silently: the GUI must hear about it
+            self.error_occurred.emit(f"recognizer stopped: {type(exc).__name__}: {exc}")
+        finally:
+            self.source.stop()
+            self.finished.emit()
+
+    def _process(self, block: np.ndarray) -> None:
+        update = self.recognizer.process(block)
+        self.level_changed.emit(level_of(block))
+        if self.emit_frames and update.log_mel.shape[0]:
+            self.posteriors_ready.emit(FrameBatch(update.start_frame, update.log_mel, update.posteriors, update.hidden))
+        for event in update.events:
+            self.detected.emit(event)
+
+
+def start_worker(worker: RecognizerWorker) -> QThread:
+    """Move `worker` to a new QThread and start it; the thread quits when the worker finishes."""
+    thread = QThread()
+    thread.setObjectName("recognizer")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # Direct: quit() is thread-safe, and the thread must end even while the GUI thread is blocked
+    # (e.g. in wait()); a queued quit would wait for the GUI's event loop.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    thread.start()
+    return thread
+
+
+def stop_worker(worker: RecognizerWorker, thread: QThread, timeout_ms: int = 3000) -> bool:
+    """Interrupt, quit, wait. True when the thread has ended within `timeout_ms`."""
+    worker.stop()
+    thread.requestInterruption()
+    thread.quit()
+    return thread.wait(timeout_ms)
+

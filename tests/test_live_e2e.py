@@ -1,0 +1,162 @@
+"""End to end through a real audio server: PulseAudio with a null sink as a virtual microphone.
+
+A generated recording with known command times is played into the sink while `speechcmd listen --json`
+records from the default input (the sink's monitor), through PortAudio, the capture thread, the
+resampler (the ALSA device runs at 44.1 kHz) and the streaming recognizer. Skipped, with the reason,
+only where no PulseAudio server can run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio.capture import CaptureError, MicrophoneSource, list_input_devices, rescan_devices
+from conftest import REPO_ROOT, make_stream
+from desktop_app.cli import run_detection
+from live_audio import VirtualMic, VirtualMicUnavailable
+from model.checkpoint import default_model_dir, load_checkpoint
+
+RATE_HZ = 16000
+TOLERANCE_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def virtual_mic(tmp_path_factory):
+    try:
+        mic = VirtualMic.start(tmp_path_factory.mktemp("pulse"))
+    except VirtualMicUnavailable as exc:
+        pytest.skip(f"no audio server can run here: {exc}")
+    # This process's PortAudio must see the server too (it reads the variable when a stream opens) and
+    # must enumerate devices again now that the server is up.
+    saved = os.environ.get("PULSE_RUNTIME_PATH")
+    os.environ["PULSE_RUNTIME_PATH"] = mic.env["PULSE_RUNTIME_PATH"]
+    try:
+        rescan_devices()
+        devices = list_input_devices()
+    except CaptureError as exc:
+        devices, reason = [], str(exc)
+    else:
+        reason = "PortAudio lists no input device (is the ALSA pulse plugin, libasound2-plugins, installed?)"
+    try:
+        if not devices:
+            pytest.skip(f"the audio server runs, but {reason}")
+        yield mic
+    finally:
+        mic.stop()
+        if saved is None:
+            os.environ.pop("PULSE_RUNTIME_PATH", None)
+        else:
+            os.environ["PULSE_RUNTIME_PATH"] = saved
+        if devices:
+            rescan_devices()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_checkpoint(default_model_dir())
+
+
+def _speechcmd(mic, *args):
+    return subprocess.Popen([sys.executable, "-m", "desktop_app.cli", *args], cwd=REPO_ROOT, env=mic.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(stream, timeout_s):
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    return stream.readline() if ready else ""
+
+
+def test_devices_lists_the_virtual_microphone(virtual_mic):
+    done = subprocess.run([sys.executable, "-m", "desktop_app.cli", "devices"], cwd=REPO_ROOT, env=virtual_mic.env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "(default)" in done.stdout
+
+
+def test_listen_reports_the_played_commands_at_the_right_times(virtual_mic, model, tmp_path):
+    placements = [("yes", 0.6), ("stop", 2.4), ("down", 4.2)]
+    wav = tmp_path / "commands.wav"
+    sf.write(wav, make_stream(placements, total_s=5.6, seed=3), RATE_HZ, subtype="PCM_16")
+    reference = list(run_detection(model, wav, model.detector))   # the same recording, read from disk
+    assert [e.label for e in reference] == [name for name, _ in placements]
+
+    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "8")
+    try:
+        line = _wait_for_line(listen.stderr, 30)
+        assert "listening on" in line, line
+        ready_at = time.monotonic()          # stream time ~0: the first block has just arrived
+        player = virtual_mic.play(wav)
+        played_at = time.monotonic()
+        out, err = listen.communicate(timeout=40)
+        assert player.wait(10) == 0, player.stderr.read()
+    finally:
+        listen.kill()
+    assert listen.returncode == 0, err
+    events = [json.loads(row) for row in out.splitlines() if row.strip()]
+    assert [e["label"] for e in events] == [e.label for e in reference], (out, err)
+    offset_s = played_at - ready_at
+    for live, offline in zip(events, reference):
+        assert set(live) == {"time", "label", "score"}
+        assert abs(live["time"] - offset_s - offline.time_s) <= TOLERANCE_S, (live, offline, offset_s)
+        assert live["score"] >= model.detector.threshold
+
+
+def test_microphone_source_hears_what_is_played(virtual_mic, tmp_path):
+    tone = (0.3 * np.sin(2 * np.pi * 1000.0 * np.arange(int(1.0 * RATE_HZ)) / RATE_HZ)).astype(np.float32)
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, tone, RATE_HZ, subtype="PCM_16")
+    assert any(d.is_default for d in list_input_devices())
+    source = MicrophoneSource(None, RATE_HZ)
+    source.start()
+    try:
+        assert source.read(3.0) is not None
+        player = virtual_mic.play(wav)
+        blocks, deadline = [], time.monotonic() + 1.8
+        while time.monotonic() < deadline:
+            block = source.read(0.1)
+            if block is not None:
+                blocks.append(block)
+        player.wait(5)
+    finally:
+        source.stop()
+    samples = np.concatenate(blocks)
+    assert 1.5 * RATE_HZ <= samples.size <= 2.1 * RATE_HZ   # ~1.8 s of wall time, no samples lost
+    loud = samples[np.abs(samples) > 0.1]
+    assert loud.size > 0.5 * RATE_HZ                     # the tone came through
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert abs(np.argmax(spectrum) * RATE_HZ / samples.size - 1000.0) < 10.0
+    assert source.dropped_blocks == 0
+
+
+def test_a_lost_audio_server_is_reported_and_listen_fails_cleanly(tmp_path, virtual_mic):
+    other = VirtualMic.start(tmp_path / "pulse2")
+    env = os.environ["PULSE_RUNTIME_PATH"]
+    os.environ["PULSE_RUNTIME_PATH"] = other.env["PULSE_RUNTIME_PATH"]
+    source = MicrophoneSource(None, RATE_HZ)
+    try:
+        source.start()
+        assert source.read(3.0) is not None
+        other.stop()                                     # the "device" disappears mid-stream
+        started = time.monotonic()
+        with pytest.raises(CaptureError, match="stopped delivering audio|no audio|audio stopped"):
+            while time.monotonic() - started < 10:
+                source.read(0.1)
+        assert time.monotonic() - started < 6
+    finally:
+        source.stop()
+        other.stop()
+        os.environ["PULSE_RUNTIME_PATH"] = env
+
+    done = subprocess.run([sys.executable, "-m", "desktop_app.cli", "listen", "--device", "no-such-mic"],
+                          cwd=REPO_ROOT, env=virtual_mic.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("speechcmd: no input device matches 'no-such-mic'"), done.stderr
+    assert "Traceback" not in done.stderr
