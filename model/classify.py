@@ -3,7 +3,8 @@
 Clips up to the model's clip length (1 s) are zero-padded at the end to 1 s, as Speech Commands
 clips are, and decided at their last frame. Longer clips run through the network with the state
 carried (as in streaming); the answer is read at the frame where speech is most evident, i.e. where
-the highest probability of any label other than `_silence_` peaks. That gives the word in a 3 s file
+the highest probability of any label other than `_silence_` peaks, counting from the 1 s mark (where a
+1 s clip is decided; before it the network has heard too little). That gives the word in a 3 s file
 with a word in it, and `_silence_` for a file of only noise.
 """
 from __future__ import annotations
@@ -45,7 +46,8 @@ class ClipClassifier:
     def _long_clip(self, samples: np.ndarray) -> np.ndarray:
         logits, _ = self.model.network(self.log_mel(torch.from_numpy(samples))[None])
         posteriors = torch.softmax(logits[0], dim=-1).numpy()
-        best_frame = int(np.argmax(posteriors[:, self._speech_labels].max(axis=1)))
+        first = self.model.frontend.n_frames(self.model.frontend.clip_samples) - 1
+        best_frame = first + int(np.argmax(posteriors[first:, self._speech_labels].max(axis=1)))
         return posteriors[best_frame]
 
     def classify(self, paths: list[Path]):
