@@ -7,8 +7,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+class DictConfig:
+    """JSON round trip for the frozen config dataclasses stored in a checkpoint's config.json."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Missing keys take their defaults; unknown keys are an error (a newer or damaged file)."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class FrontendConfig:
+class FrontendConfig(DictConfig):
     sample_rate_hz: int = 16000
     window_ms: float = 25.0
     hop_ms: float = 10.0
@@ -38,14 +53,3 @@ class FrontendConfig:
         if n_samples < self.window_samples:
             return 0
         return 1 + (n_samples - self.window_samples) // self.hop_samples
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "FrontendConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown frontend settings: {sorted(unknown)}")
-        return cls(**values)

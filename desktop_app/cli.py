@@ -112,7 +112,8 @@ def cmd_train(args) -> int:
     net = NetworkConfig(cell=args.cell, hidden_size=args.hidden_size, n_layers=args.layers,
                         conv_channels=args.conv_channels, dropout=args.dropout)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                      max_clips=args.max_clips, eval_every_epochs=args.eval_every)
+                      max_clips=args.max_clips, eval_every_epochs=args.eval_every,
+                      extra_unknown_share=args.extra_unknown_share)
     try:
         result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
                        show_progress=not args.quiet)
@@ -310,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=2, help="epochs between validation runs")
     p.add_argument("--max-clips", type=int, default=0, help="use only this many clips per split (quick runs)")
     p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
+    p.add_argument("--extra-unknown-share", type=float, default=0.15,
+                   help="extra unknown clips per training word clip, split evenly between the paths")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

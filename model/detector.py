@@ -9,25 +9,19 @@ event per spoken word, however long the posterior lingers.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from audio.config import DictConfig
+
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(DictConfig):
     smoothing_ms: float = 150.0
     threshold: float = 0.6
     suppression_ms: float = 750.0
     rearm_ratio: float = 0.5
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DetectorConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,19 @@ relies on: one recurrent step per 10 ms frame, the hidden state carried between 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from audio.config import DictConfig
+
 State = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(DictConfig):
     n_mels: int = 40
     n_labels: int = 12
     cell: str = "gru"              # gru | lstm | rnn
@@ -27,17 +29,6 @@ class NetworkConfig:
     hidden_size: int = 128
     n_layers: int = 2
     dropout: float = 0.1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "NetworkConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown network settings: {sorted(unknown)}")
-        return cls(**values)
 
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}

@@ -1,9 +1,10 @@
-"""Training on a Speech Commands folder: augmentation, context prefixes, EMA weights, reports.
+"""Training on a Speech Commands folder: augmentation, chained clips, EMA weights, reports.
 
-Each training example is a 1 s clip, sometimes preceded by a 0.5 s stretch of another clip or of
-noise. The loss is taken at the last frame only, as the source material's classifier does ("the
-final recurrent output feeds the classifier"); the prefix teaches the recurrent state to let go of
-what came before, which the streaming recognizer needs since it never resets its state.
+Each training example is a 1 s clip whose loss is taken at its last frame, as the source material's
+classifier does ("the final recurrent output feeds the classifier"). In a share of the batches the
+clips are chained, several to a sequence, with a loss at the end of each: the recurrent state then
+has to carry on from whatever came before and let go of it, which the streaming recognizer needs
+since it never resets its state.
 """
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ class TrainConfig:
     label_smoothing: float = 0.1
     warmup_epochs: int = 2
     ema_decay: float = 0.998
-    context_ms: float = 500.0          # length of the prefix before the clip
-    context_prob: float = 0.5          # share of batches that get a prefix
+    chain_prob: float = 0.5            # share of batches whose clips are chained into sequences
+    chain_clips: int = 3               # clips per chained sequence
     silence_share: float = 0.1         # silence examples per word example, each epoch
-    extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip
+    extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip (split
+                                       # evenly between the paths given)
     seed: int = 0
     eval_every_epochs: int = 2
     max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
@@ -66,21 +68,25 @@ def _feature_stats(log_mel: LogMel, waves: np.ndarray, n_clips: int = 2000) -> t
 
 def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: int,
                        rng: np.random.Generator) -> data.ClipSet:
-    """Up to `max_clips` extra `_unknown_` training examples: random 1 s crops of any audio files
-    (files in random order, at most 4 crops from one long file)."""
+    """Up to `max_clips` extra `_unknown_` training examples, an equal share from each path: random 1 s
+    crops of its audio files (files in random order, at most 4 crops from one long file)."""
     waves = []
     n = frontend.clip_samples
-    files = find_audio_files(paths)
-    for i in rng.permutation(len(files)):
-        if len(waves) >= max_clips:
-            break
-        try:
-            samples = read_audio(files[i], frontend.sample_rate_hz)
-        except AudioReadError:
-            continue
-        for _ in range(min(4, max(1, samples.size // n), max_clips - len(waves))):
-            start = int(rng.integers(0, max(1, samples.size - n)))
-            waves.append(data.to_int16(data.fit_length(samples[start:start + n], n)))
+    share = max_clips // max(1, len(paths))
+    for path in paths:
+        files = find_audio_files([path])
+        taken = 0
+        for i in rng.permutation(len(files)):
+            if taken >= share:
+                break
+            try:
+                samples = read_audio(files[i], frontend.sample_rate_hz)
+            except AudioReadError:
+                continue
+            for _ in range(min(4, max(1, samples.size // n), share - taken)):
+                start = int(rng.integers(0, max(1, samples.size - n)))
+                waves.append(data.to_int16(data.fit_length(samples[start:start + n], n)))
+                taken += 1
     if not waves:
         return data.ClipSet(np.zeros((0, n), np.int16), np.zeros(0, np.int64), [])
     return data.ClipSet(np.stack(waves), np.full(len(waves), LABELS.index(UNKNOWN), np.int64),
@@ -109,7 +115,8 @@ class BatchMaker:
         return torch.from_numpy(np.stack([data.random_noise_clip(self.noises, "train", n_samples, self.rng)
                                           for _ in range(batch)]))
 
-    def make(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def make(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (log-mel [S, T, mel], labels [S, k], loss frames [k]): S sequences of k clips each."""
         aug, fs, n = self.aug, self.frontend.sample_rate_hz, self.frontend.clip_samples
         is_word = index < len(self.train)
         waves = torch.zeros(len(index), n)
@@ -133,17 +140,20 @@ class BatchMaker:
         waves = augment.mix_noise(waves, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, self.gen)
         waves[~torch.from_numpy(is_word)] = noise[~torch.from_numpy(is_word)]
 
-        if torch.rand(1, generator=self.gen).item() < self.cfg.context_prob:
-            n_ctx = int(self.cfg.context_ms * fs / 1000)
-            # The prefix is the middle of another example of the batch (usually speech) or noise alone.
-            other = waves.roll(1, dims=0)
-            start = (n - n_ctx) // 2
-            prefix = other[:, start:start + n_ctx].clone()
-            noise_only = torch.rand(len(index), generator=self.gen) < 0.5
-            prefix[noise_only] = self._noise(int(noise_only.sum()), n_ctx)
-            waves = torch.cat([prefix, waves], dim=1)
+        segments = 1
+        if self.cfg.chain_clips > 1 and torch.rand(1, generator=self.gen).item() < self.cfg.chain_prob:
+            # Consecutive examples of the (shuffled) batch become one sequence: [B, n] -> [B / k, k * n].
+            segments = self.cfg.chain_clips
+            keep = len(index) - len(index) % segments
+            waves = waves[:keep].reshape(keep // segments, segments * n)
+            labels = labels[:keep].reshape(keep // segments, segments)
+        else:
+            labels = labels[:, None]
+        # The loss frames: the last frame that ends inside each clip.
+        cfg = self.frontend
+        loss_frames = torch.tensor([cfg.n_frames((k + 1) * n) - 1 for k in range(segments)])
         feats = augment.spec_augment(self.log_mel(waves), aug, self.gen, self.fill)
-        return feats, labels
+        return feats, labels, loss_frames
 
 
 def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -198,11 +208,13 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         loss_sum = correct = seen = 0
         bar = tqdm(maker.epoch_batches(), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not show_progress, leave=False)
-        for feats, labels in bar:
+        for feats, labels, loss_frames in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
             logits, _ = network(feats)
-            loss = F.cross_entropy(logits[:, -1], labels, label_smoothing=cfg.label_smoothing)
+            logits = logits[:, loss_frames].reshape(-1, logits.shape[-1])
+            labels = labels.reshape(-1)
+            loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
@@ -213,7 +225,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
                     p_ema.lerp_(p, 1.0 - decay)
             step += 1
             loss_sum += loss.item() * len(labels)
-            correct += (logits[:, -1].argmax(-1) == labels).sum().item()
+            correct += (logits.argmax(-1) == labels).sum().item()
             seen += len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         row = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),

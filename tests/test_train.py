@@ -58,7 +58,7 @@ def test_tiny_model_learns_training_clips(tmp_path):
     quiet = AugmentConfig(shift_ms=0, speed_min=1.0, speed_max=1.0, gain_db=0, noise_prob=0.0, reverb_prob=0.0,
                           time_masks=0, freq_masks=0)
     cfg = TrainConfig(epochs=40, batch_size=4, learning_rate=1e-2, warmup_epochs=1, ema_decay=0.5,
-                      eval_every_epochs=10, context_prob=0.0, seed=1, weight_decay=0.0, label_smoothing=0.0)
+                      eval_every_epochs=10, chain_prob=0.0, seed=1, weight_decay=0.0, label_smoothing=0.0)
     result = train(data, tmp_path / "model", NetworkConfig(hidden_size=32, n_layers=1, conv_channels=0, dropout=0.0),
                    cfg, aug=quiet, show_progress=False)
     assert result.report["splits"]["train"]["accuracy"] >= 0.9
