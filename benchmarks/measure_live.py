@@ -1,6 +1,6 @@
 """Measure the live app: latency through a virtual microphone, start-up time, CPU and memory.
 
-    .venv/bin/python scripts/measure_live.py [--model DIR] [--rounds 2] [--startup-runs 3] [--display offscreen|xvfb]
+    .venv/bin/python benchmarks/measure_live.py [--model DIR] [--rounds 2] [--startup-runs 3] [--display offscreen|xvfb]
 
 Needs PulseAudio (the same virtual microphone as tests/test_live_e2e.py). Prints the numbers that
 docs/LIVE.md reports. What each number means:
