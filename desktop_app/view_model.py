@@ -18,7 +18,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from model.checkpoint import LoadedModel
 from model.detector import Detection
 from model.labels import COMMANDS
-from desktop_app.worker import FrameBatch, InputLevel
+from desktop_app.worker import InputLevel
+from model.streaming import StreamUpdate
 
 SPECTROGRAM_S = 5.0      # seconds of log-mel history on screen
 HIDDEN_S = 3.0           # seconds of recurrent state on screen
@@ -132,7 +133,7 @@ class LiveViewModel(QObject):
         return self.frames_seen * self.hop_ms / 1000.0
 
     @Slot(object)
-    def on_frames(self, batch: FrameBatch) -> None:
+    def on_frames(self, batch: StreamUpdate) -> None:
         self.spectrogram.push(batch.log_mel)
         self.hidden.push(batch.hidden)
         self.posteriors = batch.posteriors[-1]
@@ -185,7 +186,7 @@ class FileAnalysis(QObject):
         self.error: str | None = None
 
     @Slot(object)
-    def on_frames(self, batch: FrameBatch) -> None:
+    def on_frames(self, batch: StreamUpdate) -> None:
         self._chunks.append(batch.posteriors)
 
     @Slot(object)

@@ -27,15 +27,6 @@ READ_TIMEOUT_S = 0.05
 
 
 @dataclass(frozen=True)
-class FrameBatch:
-    """New 10 ms frames from one recognizer call (rows may be 0)."""
-    start_frame: int          # index of the first row since the run began
-    log_mel: np.ndarray       # [n, mel]
-    posteriors: np.ndarray    # [n, labels] smoothed
-    hidden: np.ndarray        # [n, hidden] top recurrent layer output
-
-
-@dataclass(frozen=True)
 class InputLevel:
     rms_dbfs: float           # of the latest block; -inf for digital silence
     peak: float               # largest absolute sample of the latest block, 0..1 (1 = clipping)
@@ -54,7 +45,7 @@ class RecognizerWorker(QObject):
     """
 
     detected = Signal(object)           # model.detector.Detection
-    posteriors_ready = Signal(object)   # FrameBatch
+    posteriors_ready = Signal(object)   # model.streaming.StreamUpdate (frames of one recognizer call)
     level_changed = Signal(object)      # InputLevel
     audio_dropped = Signal(int)         # total blocks dropped or overflowed so far (only when it grows)
     error_occurred = Signal(str)        # one line for the user; the run has ended
@@ -115,7 +106,7 @@ class RecognizerWorker(QObject):
         update = self.recognizer.process(block)
         self.level_changed.emit(level_of(block))
         if self.emit_frames and update.log_mel.shape[0]:
-            self.posteriors_ready.emit(FrameBatch(update.start_frame, update.log_mel, update.posteriors, update.hidden))
+            self.posteriors_ready.emit(update)
         for event in update.events:
             self.detected.emit(event)
 
