@@ -58,13 +58,15 @@ def cmd_classify(args) -> int:
     return 2 if failed else 0
 
 
-def run_detection(model, path, detector_cfg, block_ms: float = 1000.0):
-    """Yields the detection events of a file of any length, read block by block."""
+def run_detection(model, paths, detector_cfg, block_ms: float = 1000.0):
+    """Yields the detection events of one or more files of any length played back to back through one
+    recognizer, read block by block (memory stays flat)."""
     from audio.io import iter_audio_blocks
     from model.streaming import StreamingRecognizer
     recognizer = StreamingRecognizer(model, detector_cfg)
-    for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
-        yield from recognizer.process(block).events
+    for path in paths:
+        for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
+            yield from recognizer.process(block).events
 
 
 def print_event(event, as_json: bool) -> None:
@@ -78,7 +80,7 @@ def cmd_detect(args) -> int:
     from audio.io import AudioReadError
     model = _load_model(args.model)
     try:
-        for event in run_detection(model, args.file, _detector_config(model, args)):
+        for event in run_detection(model, [args.file], _detector_config(model, args)):
             print_event(event, args.json)
     except AudioReadError as exc:
         raise UserError(str(exc)) from None
@@ -145,27 +147,16 @@ def cmd_make_stream(args) -> int:
     return 0
 
 
-def stream_events(model, wav_paths, detector_cfg, block_ms: float = 1000.0):
-    """Events of one or more files played back to back through one recognizer, and the total seconds."""
-    from audio.io import iter_audio_blocks
-    from model.streaming import StreamingRecognizer
-    recognizer = StreamingRecognizer(model, detector_cfg)
-    events, n_samples = [], 0
-    for path in wav_paths:
-        for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
-            n_samples += block.size
-            events += recognizer.process(block).events
-    return events, n_samples / model.frontend.sample_rate_hz
-
-
 def cmd_stream_eval(args) -> int:
+    import soundfile as sf
     from audio.io import AudioReadError, find_audio_files
     from model.stream_eval import read_labels, score_stream
     model = _load_model(args.model)
     wavs = find_audio_files([args.wav])
     try:
         spans = read_labels(args.labels) if args.labels else []
-        events, seconds = stream_events(model, wavs, _detector_config(model, args))
+        events = list(run_detection(model, wavs, _detector_config(model, args)))
+        seconds = sum(sf.info(str(path)).duration for path in wavs)
     except (AudioReadError, ValueError, OSError) as exc:
         raise UserError(str(exc)) from None
     result = score_stream(events, spans, seconds).as_dict()

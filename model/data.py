@@ -44,10 +44,6 @@ def word_to_label(word: str) -> str:
     return word if word in COMMANDS else UNKNOWN
 
 
-def speaker_of(relative_path: str) -> str:
-    return Path(relative_path).name.split("_nohash_")[0]
-
-
 def list_splits(root: str | Path) -> dict[str, list[tuple[str, str]]]:
     """{split: [(relative path, label)]} for the word clips of a Speech Commands folder."""
     root = Path(root)

@@ -185,7 +185,7 @@ def test_open_file_runs_the_same_pipeline_and_draws_a_timeline(qtbot, make_windo
     with qtbot.waitSignal(window.analysis_finished, timeout=10000) as done:
         window.analyze_file(stream_wav)
     analysis = done.args[0]
-    offline = list(run_detection(model, stream_wav, model.detector))
+    offline = list(run_detection(model, [stream_wav], model.detector))
     assert [(d.label, d.time_s) for d in analysis.detections] == [(d.label, d.time_s) for d in offline]
     assert [d.label for d in analysis.detections] == ["yes", "stop"]
     assert analysis.posteriors.shape == (298, len(model.labels))   # one row per 10 ms frame of 3 s
@@ -211,7 +211,7 @@ def test_worker_events_equal_the_offline_detector(qtbot, model, stream_wav):
     with qtbot.waitSignal(worker.finished, timeout=10000):
         thread = start_worker(worker)
     assert thread.wait(2000)   # the thread ends by itself, even while this (GUI) thread blocks
-    offline = list(run_detection(model, stream_wav, model.detector))
+    offline = list(run_detection(model, [stream_wav], model.detector))
     assert [(e.label, e.time_s) for e in events] == [(e.label, e.time_s) for e in offline]
     starts = [b.start_frame for b in batches]
     assert starts == sorted(starts) and sum(b.log_mel.shape[0] for b in batches) == 298

@@ -85,7 +85,7 @@ def test_listen_reports_the_played_commands_at_the_right_times(virtual_mic, mode
     placements = [("yes", 0.6), ("stop", 2.4), ("down", 4.2)]
     wav = tmp_path / "commands.wav"
     sf.write(wav, make_stream(placements, total_s=5.6, seed=3), RATE_HZ, subtype="PCM_16")
-    reference = list(run_detection(model, wav, model.detector))   # the same recording, read from disk
+    reference = list(run_detection(model, [wav], model.detector))   # the same recording, read from disk
     assert [e.label for e in reference] == [name for name, _ in placements]
 
     listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "8")
