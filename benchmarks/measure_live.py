@@ -182,7 +182,6 @@ def _python_child(pid):
         for child in Path("/proc").iterdir():
             if child.name.isdigit():
                 try:
-                    stat = (child / "stat").read_text()
                     cmdline = (child / "cmdline").read_bytes()
                 except OSError:
                     continue

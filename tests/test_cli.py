@@ -1,7 +1,6 @@
 """`speechcmd classify` and `detect` as a user runs them, with the shipped model."""
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 
