@@ -115,7 +115,8 @@ def cmd_train(args) -> int:
                         conv_channels=args.conv_channels, dropout=args.dropout)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       max_clips=args.max_clips, eval_every_epochs=args.eval_every,
-                      extra_unknown_share=args.extra_unknown_share)
+                      extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
+                      threads=args.threads)
     try:
         result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
                        show_progress=not args.quiet)
@@ -304,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
     p.add_argument("--extra-unknown-share", type=float, default=0.15,
                    help="extra unknown clips per training word clip, split evenly between the paths")
+    p.add_argument("--negative-frame-weight", type=float, default=0.0,
+                   help="weight of a loss on every frame of _unknown_/_silence_ clips (fewer false alarms in streams)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

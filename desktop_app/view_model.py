@@ -1,7 +1,7 @@
 """What the window shows, held apart from the widgets that draw it.
 
 The worker's signals land in these slots (GUI thread). They only store the latest values: the window's
-display timer reads them at 30 Hz and redraws, so a burst of audio never turns into a burst of
+display timer reads them at 20 Hz and redraws, so a burst of audio never turns into a burst of
 redraws, and data that was superseded before the next tick is simply never drawn.
 """
 from __future__ import annotations

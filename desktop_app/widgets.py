@@ -1,6 +1,6 @@
 """The plots of the main window. Each keeps its plot items and only updates their data when redrawn
 (`setImage` / `setOpts` / `setData` on persistent items, never re-creating them: that is what keeps
-a 30 Hz redraw cheap)."""
+a 20 Hz redraw cheap)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +26,7 @@ def cache_static_parts(widget: pg.PlotWidget) -> None:
     """Keep the axes and title of a live plot as cached pixmaps.
 
     Every data update repaints the whole plot; without a cache the axes re-run their drawing
-    commands 30 times a second although they never change (about a fifth of the redraw cost).
+    commands 20 times a second although they never change (about a fifth of the redraw cost).
     """
     plot_item = widget.getPlotItem()
     for axis in plot_item.axes.values():
@@ -83,12 +83,22 @@ class CommandBars(pg.PlotWidget):
         self.setYRange(0.0, 1.0, padding=0.02)
         self.setXRange(-0.6, len(commands) - 0.4, padding=0)
         self.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(commands)]])
+        self._shown: tuple[np.ndarray, float] | None = None
         cache_static_parts(self)
+
+    # Bars that moved less than this are not redrawn: in silence nothing moves, and every redraw of
+    # the plot repaints the whole widget.
+    MIN_CHANGE = 0.005
 
     def show_values(self, values: np.ndarray, threshold: float) -> None:
         """values [n_commands] in 0..1."""
+        values = np.asarray(values, float)
+        if self._shown is not None and threshold == self._shown[1] and \
+                np.abs(values - self._shown[0]).max() < self.MIN_CHANGE:
+            return
+        self._shown = (values, threshold)
         brushes = [self._above if v >= threshold else b for v, b in zip(values, self._below)]
-        self.bars.setOpts(height=np.asarray(values, float), brushes=brushes)
+        self.bars.setOpts(height=values, brushes=brushes)
         self.threshold_line.setValue(threshold)
 
 

@@ -1,7 +1,7 @@
 """The main window: pick a microphone, speak, see commands recognized live.
 
 Widgets only draw and forward user actions. Audio runs in a RecognizerWorker on its own QThread; its
-signals land in the LiveViewModel (GUI thread), and a 30 Hz QTimer redraws the persistent plot items
+signals land in the LiveViewModel (GUI thread), and a 20 Hz QTimer redraws the persistent plot items
 from the latest stored values.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from desktop_app.worker import RecognizerWorker, start_worker, stop_worker
 
 SETTINGS_ORGANIZATION = "speechcmd"
 SETTINGS_APPLICATION = "speechcmd"
-REDRAW_HZ = 30
+REDRAW_HZ = 20
 HIDDEN_VIEW_EVERY_TICKS = 2
 # Blocks for the fast "Open file..." run: big blocks, few Python round trips (the result does not
 # depend on the block size, see tests of the streaming recognizer).

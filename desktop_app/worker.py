@@ -24,18 +24,36 @@ from model.streaming import StreamingRecognizer
 
 # How long one read may wait for audio: bounds how quickly the loop notices a stop request.
 READ_TIMEOUT_S = 0.05
+# The level meter needs no more than ten updates a second; each signal costs a cross-thread event.
+LEVEL_EVERY_S = 0.1
 
 
 @dataclass(frozen=True)
 class InputLevel:
-    rms_dbfs: float           # of the latest block; -inf for digital silence
-    peak: float               # largest absolute sample of the latest block, 0..1 (1 = clipping)
+    rms_dbfs: float           # over the audio since the previous level; -inf for digital silence
+    peak: float               # largest absolute sample over that audio, 0..1 (1 = clipping)
 
 
-def level_of(block: np.ndarray) -> InputLevel:
-    """Level of one block of samples [n] (n > 0)."""
-    rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
-    return InputLevel(20.0 * math.log10(rms) if rms > 0 else -math.inf, float(np.max(np.abs(block))))
+class LevelAccumulator:
+    """Level over several blocks: RMS and peak of all samples added since the last `take`."""
+
+    def __init__(self):
+        self._square_sum, self._n_samples, self._peak = 0.0, 0, 0.0
+
+    @property
+    def n_samples(self) -> int:
+        return self._n_samples
+
+    def add(self, block: np.ndarray) -> None:
+        self._square_sum += float(np.dot(block, block))
+        self._n_samples += block.size
+        self._peak = max(self._peak, float(np.max(np.abs(block))))
+
+    def take(self) -> InputLevel:
+        rms = math.sqrt(self._square_sum / max(1, self._n_samples))
+        level = InputLevel(20.0 * math.log10(rms) if rms > 0 else -math.inf, self._peak)
+        self.__init__()
+        return level
 
 
 class RecognizerWorker(QObject):
@@ -60,6 +78,8 @@ class RecognizerWorker(QObject):
             self.recognizer.threshold = threshold
         self.emit_frames = emit_frames
         self._stop = threading.Event()
+        self._level = LevelAccumulator()
+        self._level_every_samples = int(LEVEL_EVERY_S * model.frontend.sample_rate_hz)
 
     @property
     def threshold(self) -> float:
@@ -104,7 +124,9 @@ class RecognizerWorker(QObject):
 
     def _process(self, block: np.ndarray) -> None:
         update = self.recognizer.process(block)
-        self.level_changed.emit(level_of(block))
+        self._level.add(block)
+        if self._level.n_samples >= self._level_every_samples:
+            self.level_changed.emit(self._level.take())
         if self.emit_frames and update.log_mel.shape[0]:
             self.posteriors_ready.emit(update)
         for event in update.events:

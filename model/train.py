@@ -44,6 +44,9 @@ class TrainConfig:
     ema_decay: float = 0.998
     chain_prob: float = 0.5            # share of batches whose clips are chained into sequences
     chain_clips: int = 3               # clips per chained sequence
+    negative_frame_weight: float = 0.0  # weight of a loss on every frame of `_unknown_`/`_silence_` clips
+    negative_delay_ms: float = 300.0   # ...from this far into the clip (the state may still hold the
+                                       # previous clip's word before that)
     silence_share: float = 0.1         # silence examples per word example, each epoch
     extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip (split
                                        # evenly between the paths given)
@@ -156,6 +159,22 @@ class BatchMaker:
         return feats, labels, loss_frames
 
 
+def negative_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, n_frames: int,
+                           delay_frames: int) -> torch.Tensor:
+    """Per-frame targets [S, T] for the dense loss: the clip's label on the frames of `_unknown_` and
+    `_silence_` clips (from `delay_frames` into the clip to its loss frame), -100 (ignored) elsewhere.
+    Why: in a stream the detector reads every frame, not only a clip's last one, so other speech
+    and noise must read as such all the way through, not just at the end."""
+    targets = torch.full((labels.shape[0], n_frames), -100, dtype=torch.long)
+    negative = (labels == LABELS.index(UNKNOWN)) | (labels == LABELS.index(SILENCE))
+    first = 0
+    for k, last in enumerate(loss_frames.tolist()):
+        rows = negative[:, k]
+        targets[rows, first + delay_frames:last + 1] = labels[rows, k, None]
+        first = last + 1
+    return targets
+
+
 def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -199,6 +218,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(len(train_set) * (1 + cfg.silence_share)) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
+    delay_frames = int(round(cfg.negative_delay_ms / frontend.hop_ms))
     step = 0
     history: list[dict] = []
     best = {"accuracy": -1.0}
@@ -211,10 +231,16 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         for feats, labels, loss_frames in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
-            logits, _ = network(feats)
-            logits = logits[:, loss_frames].reshape(-1, logits.shape[-1])
+            frame_logits, _ = network(feats)
+            if cfg.negative_frame_weight > 0:
+                targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames)
+                dense_loss = F.cross_entropy(frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=-100, label_smoothing=cfg.label_smoothing)
+            logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            if cfg.negative_frame_weight > 0 and (targets >= 0).any():
+                loss = loss + cfg.negative_frame_weight * dense_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)

@@ -254,3 +254,31 @@ def test_emitting_signals_does_not_eat_references_to_true():
     for _ in range(5000):
         pinger.ping.emit(1)
     assert sys.getrefcount(True) - before > -100
+
+
+def test_level_covers_every_block_since_the_last_one():
+    from desktop_app.worker import LevelAccumulator
+    level = LevelAccumulator()
+    level.add(np.full(160, 0.1, np.float32))
+    level.add(np.array([0.9] + [0.1] * 159, np.float32))   # a clipping-near peak in the second block
+    taken = level.take()
+    assert taken.peak == pytest.approx(0.9)
+    expected_rms = np.sqrt((0.01 * 319 + 0.81) / 320)
+    assert taken.rms_dbfs == pytest.approx(20 * np.log10(expected_rms), abs=1e-4)
+    assert level.n_samples == 0
+    level.add(np.zeros(160, np.float32))
+    assert level.take().rms_dbfs == -np.inf
+
+
+def test_command_bars_skip_changes_too_small_to_see(qtbot):
+    from desktop_app.widgets import CommandBars
+    bars = CommandBars(("yes", "no"), threshold=0.5)
+    qtbot.addWidget(bars)
+    bars.show_values(np.array([0.2, 0.0]), 0.5)
+    bars.show_values(np.array([0.201, 0.0]), 0.5)
+    assert bars.bars.opts["height"].tolist() == [0.2, 0.0]
+    bars.show_values(np.array([0.7, 0.0]), 0.5)
+    assert bars.bars.opts["height"].tolist() == [0.7, 0.0]
+    assert bars.bars.opts["brushes"][0] is bars._above
+    bars.show_values(np.array([0.7, 0.0]), 0.8)    # same values, new threshold: redrawn
+    assert bars.threshold_line.value() == 0.8 and bars.bars.opts["brushes"][0] is not bars._above

@@ -78,3 +78,15 @@ def test_train_rejects_a_folder_without_the_layout(tmp_path):
     out = run_cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--quiet")
     assert out.returncode == 1
     assert "validation_list.txt" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_negative_frame_targets_cover_only_negative_clips_after_the_delay():
+    import torch
+    from model.train import negative_frame_targets
+    yes, unknown, silence = LABELS.index("yes"), LABELS.index("_unknown_"), LABELS.index("_silence_")
+    labels = torch.tensor([[yes, unknown, silence], [silence, yes, yes]])
+    loss_frames = torch.tensor([9, 19, 29])  # three 10-frame clips
+    targets = negative_frame_targets(labels, loss_frames, 30, delay_frames=3)
+    assert (targets[0, :13] == -100).all() and (targets[0, 13:20] == unknown).all()
+    assert (targets[0, 20:23] == -100).all() and (targets[0, 23:30] == silence).all()
+    assert (targets[1, 3:10] == silence).all() and (targets[1, 10:] == -100).all()
