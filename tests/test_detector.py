@@ -66,3 +66,45 @@ def test_smoothing_averages_and_reset_clears():
     det.reset()
     smoothed, _ = det.process(_frames([(SILENCE, 1.0, 1)]))
     assert smoothed[0, YES] == 0.0
+
+
+def _reference_events(cfg: DetectorConfig, posteriors: np.ndarray) -> list[tuple[float, str]]:
+    """The detector's rules applied one frame at a time, written as plainly as possible."""
+    smoothing = max(1, int(round(cfg.smoothing_ms / 10.0)))
+    suppression = int(round(cfg.suppression_ms / 10.0))
+    is_command = np.array([label in COMMANDS for label in LABELS])
+    events, last_fire, disarmed = [], None, None
+    for frame in range(1, len(posteriors) + 1):
+        smoothed = posteriors[max(0, frame - smoothing):frame].astype(np.float64).mean(0)
+        if disarmed is not None and smoothed[disarmed] < cfg.threshold * cfg.rearm_ratio:
+            disarmed = None
+        top = int(np.argmax(smoothed))
+        if not is_command[top] or smoothed[top] < cfg.threshold or top == disarmed:
+            continue
+        if last_fire is not None and frame - last_fire < suppression:
+            continue
+        last_fire, disarmed = frame, top
+        events.append((round(((frame - 1) * 10.0 + 25.0) / 1000.0, 3), LABELS[top]))
+    return events
+
+
+def test_blocks_of_any_size_give_the_frame_by_frame_events():
+    rng = np.random.default_rng(0)
+    # Bursty random posteriors: words of random labels and lengths, with silence between them.
+    sequence = []
+    for _ in range(150):
+        sequence += [(SILENCE, 1.0, int(rng.integers(1, 40))),
+                     (int(rng.integers(0, len(LABELS))), float(rng.uniform(0.3, 1.0)), int(rng.integers(1, 60)))]
+    posteriors = _frames(sequence)
+    posteriors = posteriors + rng.uniform(0, 0.05, posteriors.shape).astype(np.float32)
+    for cfg in (DetectorConfig(smoothing_ms=150, threshold=0.6, suppression_ms=500),
+                DetectorConfig(smoothing_ms=10, threshold=0.5, suppression_ms=0, rearm_ratio=0.8),
+                DetectorConfig(smoothing_ms=250, threshold=0.4, suppression_ms=1500)):
+        expected = _reference_events(cfg, posteriors)
+        assert len(expected) > 5
+        for block in (1, 7, 100, len(posteriors)):
+            det = Detector(cfg, LABELS, COMMANDS, hop_ms=10.0, window_ms=25.0)
+            events = []
+            for start in range(0, len(posteriors), block):
+                events += det.process(posteriors[start:start + block])[1]
+            assert [(e.time_s, e.label) for e in events] == expected, (cfg, block)

@@ -35,6 +35,21 @@ def test_step_by_step_equals_full_sequence(cell, conv_channels):
         torch.testing.assert_close(state[key], full_state[key], atol=1e-5, rtol=1e-4)
 
 
+def test_convolution_is_the_causal_conv1d_it_stores():
+    """The forward pass computes the convolution as a matrix product; it must mean exactly what the
+    stored nn.Conv1d weights mean (zero history before the first frame), or old checkpoints break."""
+    import torch.nn.functional as F
+    net = _network("gru", 16)
+    frames = torch.randn(2, 30, 40)
+    with torch.no_grad():
+        x = (frames - net.feature_mean) / net.feature_std
+        x = torch.cat([torch.zeros(2, net.cfg.conv_kernel_frames - 1, 40), x], dim=1)
+        x = F.gelu(net.conv_norm(net.conv(x.transpose(1, 2)).transpose(1, 2)))
+        expected = net.head(net.rnn(x)[0])
+        logits, _ = net(frames)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_uneven_chunks_equal_full_sequence(cell):
     net = _network(cell, 16)
