@@ -54,6 +54,14 @@ class RecurrentClassifier(nn.Module):
                                     dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden_size, cfg.n_labels)
+        if cfg.cell == "lstm":
+            # Forget-gate bias 1 (Jozefowicz et al. 2015): the cell starts out remembering, so the
+            # gradient reaches early frames from the first step (with PyTorch's default near-zero
+            # bias the LSTM here had barely started learning after 20 epochs, docs/CELLS.md).
+            with torch.no_grad():
+                for layer in range(cfg.n_layers):
+                    getattr(self.rnn, f"bias_ih_l{layer}")[cfg.hidden_size:2 * cfg.hidden_size].fill_(1.0)
+                    getattr(self.rnn, f"bias_hh_l{layer}")[cfg.hidden_size:2 * cfg.hidden_size].fill_(0.0)
 
     def initial_state(self, batch: int) -> State:
         cfg = self.cfg
