@@ -32,7 +32,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from audio.capture import DEFAULT_BLOCK_MS, MicrophoneSource, rescan_devices   # noqa: E402
+from audio.capture import DEFAULT_BLOCK_MS, MicrophoneSource, Pacer, rescan_devices   # noqa: E402
 from conftest import CLIPS_DIR, make_stream                   # noqa: E402
 from live_audio import VirtualMic                             # noqa: E402
 from model.checkpoint import default_model_dir, load_checkpoint   # noqa: E402
@@ -76,7 +76,9 @@ def measure_latency(mic: VirtualMic, model, rounds: int, block_ms: float) -> dic
             n_samples, player, stop_at = 0, None, None
             try:
                 start_wait = time.monotonic()
+                pacer = Pacer()   # the loop of `listen` and the GUI worker
                 while True:
+                    pacer.wait()
                     block = source.read(0.1)
                     now = time.monotonic()
                     if block is not None and block.size:

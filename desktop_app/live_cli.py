@@ -58,7 +58,7 @@ def cmd_devices(args) -> int:
 
 def cmd_listen(args) -> int:
     """Events are printed as they fire; `time` counts from the first captured sample."""
-    from audio.capture import CaptureError, MicrophoneSource, find_input_device
+    from audio.capture import CaptureError, MicrophoneSource, Pacer, find_input_device
     if args.seconds is not None and args.seconds <= 0:
         return _usage_error("--seconds must be positive")
     try:
@@ -75,7 +75,9 @@ def cmd_listen(args) -> int:
     try:
         source.start()
         started_at = time.monotonic()
+        pacer = Pacer()   # one recognizer call per tick on all audio captured meanwhile, as in the GUI
         while args.seconds is None or time.monotonic() - started_at < args.seconds:
+            pacer.wait()
             block = source.read(0.1)
             if block is None:
                 continue
@@ -100,7 +102,7 @@ def cmd_listen(args) -> int:
 
 
 def _one_torch_thread() -> None:
-    """The live recognizer runs a few small recurrent steps per 40 ms block: spreading that over several
+    """The live recognizer runs a few small recurrent steps per 80 ms call: spreading that over several
     threads costs more in hand-offs than it saves, and would take cores from the GUI and audio threads."""
     import torch
     torch.set_num_threads(1)

@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 
-from audio.capture import CaptureError
+from audio.capture import CaptureError, Pacer
 from audio.io import AudioReadError
 from model.checkpoint import LoadedModel
 from model.streaming import StreamingRecognizer
@@ -104,7 +104,12 @@ class RecognizerWorker(QObject):
         dropped_reported = 0
         try:
             self.source.start()
+            # Live sources are read once per Pacer tick (everything captured meanwhile, one recognizer
+            # call); a file analysed as fast as possible is read block by block.
+            pacer = Pacer() if getattr(self.source, "realtime", True) else None
             while not self._should_stop():
+                if pacer is not None:
+                    pacer.wait()
                 block = self.source.read(READ_TIMEOUT_S)
                 dropped = self.source.dropped_blocks + self.source.overflows
                 if dropped != dropped_reported:

@@ -55,6 +55,29 @@ def test_file_source_paces_blocks_like_a_microphone():
     assert 0.4 * RATE_HZ <= served <= 0.6 * RATE_HZ
 
 
+def test_file_source_read_returns_everything_due_like_a_microphone():
+    """A reader that comes back late gets all the audio "captured" meanwhile in one piece."""
+    source = FileSource(CLIPS_DIR / "no.wav", RATE_HZ, block_ms=20)
+    source.start()
+    time.sleep(0.3)
+    samples = source.read(0.0)
+    source.stop()
+    assert 0.28 * RATE_HZ <= samples.size <= 0.36 * RATE_HZ, samples.size
+
+
+def test_pacer_keeps_its_rhythm_and_does_not_burst_after_a_delay():
+    pacer = capture.Pacer(every_ms=50)
+    started = time.monotonic()
+    for _ in range(5):
+        pacer.wait()
+    assert 0.19 <= time.monotonic() - started <= 0.3     # the first wait returns at once, then 4 x 50 ms
+    time.sleep(0.2)                                      # the loop fell behind by several ticks
+    pacer.wait()
+    late = time.monotonic()
+    pacer.wait()
+    assert time.monotonic() - late >= 0.045              # one interval after, not a burst of catch-ups
+
+
 def test_file_source_fast_mode_resamples_other_rates():
     source = FileSource(DATA_DIR / "formats" / "stop_44k_stereo.wav", RATE_HZ, block_ms=1000, realtime=False)
     started = time.monotonic()
