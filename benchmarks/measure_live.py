@@ -11,9 +11,9 @@ docs/LIVE.md reports. What each number means:
   it arrived in, minus the input latency PortAudio reports for the stream (the audio server's buffer).
 - start-up: process start to the first spectrogram frame drawn (`SPEECHCMD_TIMING=1`), `speechcmd gui
   --input-file`.
-- CPU: process CPU time (all threads) / wall time of the running GUI playing a 30 s recording in real
-  time, measured from 2 s after the first frame to 1 s before the end (start-up excluded). Peak memory:
-  the process's VmHWM.
+- CPU: process CPU time (all threads, and per thread) / wall time of the running GUI playing a 30 s
+  recording in real time, measured from 2 s after the first frame to 1 s before the end (start-up
+  excluded). Peak memory: the process's VmHWM.
 """
 from __future__ import annotations
 
@@ -171,6 +171,20 @@ def _proc_cpu_s(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _threads_cpu_s(pid) -> dict[str, float]:
+    """CPU seconds per thread ("name/tid"), from /proc/<pid>/task/*/stat."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _proc_peak_rss_mb(pid) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -204,15 +218,17 @@ def measure_cpu(model_dir, wav: Path, display: str) -> dict:
                 break
         first_frame_at = time.monotonic()
         time.sleep(2.0)
-        cpu0, t0 = _proc_cpu_s(pid), time.monotonic()
+        cpu0, threads0, t0 = _proc_cpu_s(pid), _threads_cpu_s(pid), time.monotonic()
         time.sleep(max(1.0, duration_s - 3.0 - (time.monotonic() - first_frame_at)))
-        cpu1, t1 = _proc_cpu_s(pid), time.monotonic()
+        cpu1, threads1, t1 = _proc_cpu_s(pid), _threads_cpu_s(pid), time.monotonic()
         peak_mb = _proc_peak_rss_mb(pid)
         rest = proc.stderr.read()
         proc.wait(60)
     if proc.returncode != 0:
         raise RuntimeError(rest)
-    return {"window_s": t1 - t0, "cpu_pct_of_one_core": 100 * (cpu1 - cpu0) / (t1 - t0), "peak_rss_mb": peak_mb}
+    per_thread = {name: round(100 * (cpu - threads0.get(name, 0.0)) / (t1 - t0), 1) for name, cpu in threads1.items()}
+    return {"window_s": t1 - t0, "cpu_pct_of_one_core": 100 * (cpu1 - cpu0) / (t1 - t0), "peak_rss_mb": peak_mb,
+            "cpu_pct_by_thread": {name: pct for name, pct in per_thread.items() if pct >= 0.1}}
 
 
 def main() -> int:
