@@ -234,13 +234,13 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             frame_logits, _ = network(feats)
             if cfg.negative_frame_weight > 0:
                 targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames)
-                dense_loss = F.cross_entropy(frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=-100, label_smoothing=cfg.label_smoothing)
             logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             if cfg.negative_frame_weight > 0 and (targets >= 0).any():
-                loss = loss + cfg.negative_frame_weight * dense_loss
+                loss = loss + cfg.negative_frame_weight * F.cross_entropy(
+                    frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
+                    label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
