@@ -86,9 +86,9 @@ class RecognizerWorker(QObject):
         return self.recognizer.threshold
 
     def set_threshold(self, value: float) -> None:
-        """Takes effect from the next 10 ms frame. Called from the GUI thread: the detector reads this
-        one float attribute per frame, and rebinding an attribute is atomic in Python, so no lock and no
-        queued call (which would wait behind audio already in flight)."""
+        """Takes effect from the next recognizer call (at most 80 ms away). Called from the GUI thread:
+        the detector reads this one float attribute per call, and rebinding an attribute is atomic in
+        Python, so no lock and no queued call (which would wait behind audio already in flight)."""
         self.recognizer.threshold = float(value)
 
     def stop(self) -> None:
