@@ -38,6 +38,9 @@ class LevelAccumulator:
     """Level over several blocks: RMS and peak of all samples added since the last `take`."""
 
     def __init__(self):
+        self._clear()
+
+    def _clear(self) -> None:
         self._square_sum, self._n_samples, self._peak = 0.0, 0, 0.0
 
     @property
@@ -52,7 +55,7 @@ class LevelAccumulator:
     def take(self) -> InputLevel:
         rms = math.sqrt(self._square_sum / max(1, self._n_samples))
         level = InputLevel(20.0 * math.log10(rms) if rms > 0 else -math.inf, self._peak)
-        self.__init__()
+        self._clear()
         return level
 
 

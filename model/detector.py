@@ -66,8 +66,7 @@ class Detector:
         ends = np.arange(m + 1, m + n + 1)                                # exclusive end in `history`
         starts = np.maximum(0, ends - self.smoothing_frames)
         smoothed = (sums[ends] - sums[starts]) / (ends - starts)[:, None]  # a window grows at the start
-        self._tail = history[max(0, history.shape[0] - (self.smoothing_frames - 1)):] \
-            if self.smoothing_frames > 1 else history[:0]
+        self._tail = history[max(0, history.shape[0] - (self.smoothing_frames - 1)):]
 
         threshold, rearm_level = self.threshold, self.threshold * self.cfg.rearm_ratio
         top = np.argmax(smoothed, axis=1)
