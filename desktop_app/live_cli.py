@@ -140,8 +140,13 @@ def cmd_gui(args) -> int:
             device_name = find_input_device(args.device).name
         except CaptureError as exc:
             raise UserError(str(exc)) from None
-    model = _load_model(args.model)
-    _one_torch_thread()
+    # Only config.json now; the network (torch, 2-3 s) loads in the background once the window shows.
+    from desktop_app.model_loader import BackgroundModel
+    from model.model_config import ModelLoadError, default_model_dir
+    try:
+        model = BackgroundModel.from_folder(args.model or default_model_dir())
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
     return _run_gui(model, args, device_name)
 
 
@@ -179,6 +184,15 @@ def _run_gui(model, args, device_name: str | None) -> int:
                   f"(cpu {cpu.user + cpu.system:.3f} s)", file=sys.stderr, flush=True)
 
     window.first_frame_drawn.connect(on_first_frame)
+
+    def on_recognizer_started(caught_up_s: float) -> None:
+        if timing:
+            cpu = os.times()
+            print(f"speechcmd timing: recognizer ready {_process_age_s():.3f} s after process start "
+                  f"(cpu {cpu.user + cpu.system:.3f} s, caught up on {caught_up_s:.2f} s of audio)",
+                  file=sys.stderr, flush=True)
+
+    window.recognizer_started.connect(on_recognizer_started)
 
     if args.input_file:
         pending = {"playback": True, "analysis": True}

@@ -15,11 +15,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 
-from model.checkpoint import LoadedModel
 from model.detector import Detection
 from model.labels import COMMANDS
+from model.model_config import ModelSpec
+from model.stream_update import StreamUpdate
 from desktop_app.worker import InputLevel
-from model.streaming import StreamUpdate
 
 SPECTROGRAM_S = 5.0      # seconds of log-mel history on screen
 HIDDEN_S = 3.0           # seconds of recurrent state on screen
@@ -64,19 +64,23 @@ class ModelInfo:
     accuracy: dict          # split name -> accuracy 0..1 (only the splits the config has)
 
     @classmethod
-    def of(cls, model: LoadedModel) -> "ModelInfo":
-        net = model.network.cfg
-        n_params = model.network.n_parameters()
-        description = f"{net.cell.upper()} {net.n_layers}x{net.hidden_size}, {n_params / 1000:.0f}k parameters"
-        metrics = model.extra.get("metrics", {}) if isinstance(model.extra, dict) else {}
+    def of(cls, spec: ModelSpec) -> "ModelInfo":
+        net = spec.network
+        description = f"{net.cell.upper()} {net.n_layers}x{net.hidden_size}"
+        extra = spec.extra if isinstance(spec.extra, dict) else {}
+        # Read from the config (written at training) rather than counted: no torch needed.
+        n_params = extra.get("training", {}).get("parameters") if isinstance(extra.get("training"), dict) else None
+        if isinstance(n_params, int):
+            description += f", {n_params / 1000:.0f}k parameters"
+        metrics = extra.get("metrics", {})
         accuracy = {}
         for split in ("validation", "test"):
             value = metrics.get(split, {}).get("accuracy") if isinstance(metrics.get(split), dict) else None
             if isinstance(value, (int, float)):
                 accuracy[split] = float(value)
-        name = model.path.name if model.path else "model"
-        commands = tuple(label for label in model.labels if label in COMMANDS)
-        return cls(name, tuple(model.labels), commands, description, accuracy)
+        name = spec.path.name if spec.path else "model"
+        commands = tuple(label for label in spec.labels if label in COMMANDS)
+        return cls(name, tuple(spec.labels), commands, description, accuracy)
 
     def text(self) -> str:
         lines = [f"Model: {self.name} ({self.description})", "Commands: " + " ".join(self.commands)]
@@ -94,19 +98,19 @@ class LiveViewModel(QObject):
     status_changed = Signal(str, bool)  # message, is_error
     running_changed = Signal(bool)
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, spec: ModelSpec):
         super().__init__()
-        self.info = ModelInfo.of(model)
-        self.hop_ms = model.frontend.hop_ms
-        self.labels = tuple(model.labels)
+        self.info = ModelInfo.of(spec)
+        self.hop_ms = spec.frontend.hop_ms
+        self.labels = tuple(spec.labels)
         self.command_index = np.array([self.labels.index(c) for c in self.info.commands], dtype=int)
         frames_per_s = 1000.0 / self.hop_ms
         # Log of digital silence: the floor the spectrogram starts at.
-        self.log_mel_floor = math.log(model.frontend.log_floor)
-        self.spectrogram = FrameRing(int(round(SPECTROGRAM_S * frames_per_s)), model.frontend.n_mels, self.log_mel_floor)
-        self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), model.network.cfg.hidden_size)
+        self.log_mel_floor = math.log(spec.frontend.log_floor)
+        self.spectrogram = FrameRing(int(round(SPECTROGRAM_S * frames_per_s)), spec.frontend.n_mels, self.log_mel_floor)
+        self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), spec.network.hidden_size)
         self.history: deque[Detection] = deque(maxlen=HISTORY_LENGTH)
-        self.threshold = model.detector.threshold
+        self.threshold = spec.detector.threshold
         self.running = False
         self.error: str | None = None
         self.reset()

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, Q
                                QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from audio.capture import CaptureError, FileSource, InputDevice, MicrophoneSource, list_input_devices, rescan_devices
-from model.checkpoint import LoadedModel
 from model.detector import Detection
+from model.model_config import ModelLoadError
+from desktop_app.model_loader import BackgroundModel
 from desktop_app.view_model import HIDDEN_S, SPECTROGRAM_S, FileAnalysis, LiveViewModel
 from desktop_app.widgets import (HIDDEN_LEVELS, LOG_MEL_LEVELS, CommandBars, DetectionTimeline, LastCommandLabel,
                                  LevelMeter, ScrollingImage)
@@ -60,18 +61,23 @@ def threshold_to_sensitivity(threshold: float) -> int:
 
 class MainWindow(QMainWindow):
     first_frame_drawn = Signal()
+    recognizer_started = Signal(float)         # a run's network is ready; seconds of audio it caught up on
     run_finished = Signal(bool)                # a live or playback run ended; True = without error
     analysis_finished = Signal(object)         # FileAnalysis of an "Open file..." run
 
-    def __init__(self, model: LoadedModel, settings: QSettings | None = None,
+    def __init__(self, model, settings: QSettings | None = None,
                  source_factory: SourceFactory = default_source_factory,
                  device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ):
         super().__init__()
-        self.model = model
+        # A LoadedModel, or a BackgroundModel still loading: the window needs only its spec to build.
+        self.model = BackgroundModel.of(model)
+        self.spec = self.model.spec
+        self._model_checked = False
+        self._run_message = ""
         self.settings = settings if settings is not None else QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION)
         self.source_factory = source_factory
         self.device_lister = device_lister
-        self.view_model = LiveViewModel(model)
+        self.view_model = LiveViewModel(self.spec)
         self._worker: RecognizerWorker | None = None
         self._thread = None
         self._run_error: str | None = None
@@ -97,6 +103,8 @@ class MainWindow(QMainWindow):
         self.redraw_timer.setInterval(int(round(1000.0 / redraw_hz)))
         self.redraw_timer.timeout.connect(self.redraw)
         self.redraw_timer.start()
+        # Load the network once the event loop runs: the window is shown and drawing by then.
+        QTimer.singleShot(0, self.model.start)
         self._show_running(False)
         vm.set_status("ready: choose a microphone and press Start, or open a file")
 
@@ -131,11 +139,11 @@ class MainWindow(QMainWindow):
         controls.addSpacing(16)
         controls.addWidget(self.open_button)
 
-        n_mels = self.model.frontend.n_mels
+        n_mels = self.spec.frontend.n_mels
         self.spectrogram_view = ScrollingImage("Log-mel spectrogram (live)", "mel bin", SPECTROGRAM_S,
                                                vm.spectrogram.capacity, n_mels,
                                                "viridis", LOG_MEL_LEVELS)
-        hidden_size = self.model.network.cfg.hidden_size
+        hidden_size = self.spec.network.hidden_size
         self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
                                           vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)
         self.bars_view = CommandBars(info.commands, vm.threshold)
@@ -261,7 +269,7 @@ class MainWindow(QMainWindow):
         """Listen to the chosen device. Errors (no device, cannot open, lost) show in the window."""
         device = self.selected_device()
         try:
-            source = self.source_factory(device, self.model.frontend.sample_rate_hz)
+            source = self.source_factory(device, self.spec.frontend.sample_rate_hz)
         except CaptureError as exc:
             self.view_model.on_error(str(exc))
             return
@@ -269,7 +277,7 @@ class MainWindow(QMainWindow):
 
     def start_file_playback(self, path: str | Path) -> None:
         """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""
-        source = FileSource(path, self.model.frontend.sample_rate_hz)
+        source = FileSource(path, self.spec.frontend.sample_rate_hz)
         self._start_run(source, f"playing {Path(path).name} in real time")
 
     def _start_run(self, source, message: str) -> None:
@@ -284,12 +292,22 @@ class MainWindow(QMainWindow):
         worker.level_changed.connect(vm.on_level)
         worker.audio_dropped.connect(vm.on_dropped)
         worker.error_occurred.connect(self._on_run_error)
+        worker.recognizer_started.connect(self._on_recognizer_started)
         worker.finished.connect(self._on_run_finished)
         self._run_error = None
         self._worker = worker
         self._thread = start_worker(worker)
         vm.set_running(True)
-        vm.set_status(message)
+        self._run_message = message
+        vm.set_status(message if worker.recognizer is not None else f"{message}; loading the recognizer...")
+
+    @Slot(float)
+    def _on_recognizer_started(self, caught_up_s: float) -> None:
+        if self.sender() is not self._worker:
+            return
+        if self.view_model.error is None:
+            self.view_model.set_status(f"{self._run_message} (recognizer ready, caught up on {caught_up_s:.1f} s)")
+        self.recognizer_started.emit(caught_up_s)
 
     def stop(self) -> None:
         """Stop the live run (if any) and wait for its thread."""
@@ -347,8 +365,8 @@ class MainWindow(QMainWindow):
     def analyze_file(self, path: str | Path) -> None:
         """Run a recording through the same recognizer as fast as possible; draw it on the timeline."""
         self._stop_analysis()
-        analysis = FileAnalysis(str(path), self.model.frontend.hop_ms)
-        source = FileSource(path, self.model.frontend.sample_rate_hz, block_ms=ANALYSIS_BLOCK_MS, realtime=False)
+        analysis = FileAnalysis(str(path), self.spec.frontend.hop_ms)
+        source = FileSource(path, self.spec.frontend.sample_rate_hz, block_ms=ANALYSIS_BLOCK_MS, realtime=False)
         worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
         worker.posteriors_ready.connect(analysis.on_frames)
         worker.detected.connect(analysis.on_detected)
@@ -413,6 +431,8 @@ class MainWindow(QMainWindow):
 
         `full` also draws the parts that are refreshed at a lower rate (for a final picture)."""
         vm = self.view_model
+        if not self._model_checked:
+            self._check_model()
         if vm.last_detection is not None:
             age_s = time.monotonic() - vm.last_detection_at
             self.last_command_label.show_detection(vm.last_detection, age_s)
@@ -433,6 +453,17 @@ class MainWindow(QMainWindow):
         if not self._first_frame_done and vm.frames_seen > 0:
             self._first_frame_done = True
             self.first_frame_drawn.emit()
+
+    def _check_model(self) -> None:
+        """Once the background load has ended: a model that failed to load is reported at once, not
+        only when a run needs it."""
+        if not self.model.ready:
+            return
+        self._model_checked = True
+        try:
+            self.model.get()
+        except ModelLoadError as exc:
+            self.view_model.on_error(str(exc))
 
     @Slot(object)
     def _draw_first_frames(self, _update) -> None:

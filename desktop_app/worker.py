@@ -19,8 +19,10 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from audio.capture import CaptureError, Pacer
 from audio.io import AudioReadError
-from model.checkpoint import LoadedModel
-from model.streaming import StreamingRecognizer
+from audio.mel import NumpyStreamingLogMel
+from desktop_app.model_loader import BackgroundModel
+from model.model_config import ModelLoadError
+from model.stream_update import StreamUpdate
 
 # How long one read may wait for audio: bounds how quickly the loop notices a stop request.
 READ_TIMEOUT_S = 0.05
@@ -63,6 +65,9 @@ class RecognizerWorker(QObject):
     """Runs `source` through a StreamingRecognizer until stopped, the file ends, or an error.
 
     `run()` is the thread's body; everything else is safe to call from the GUI thread.
+
+    `model` may still be loading (a BackgroundModel): until it is ready a live run draws the
+    spectrogram from a numpy frontend and keeps the audio, then the recognizer catches up over it.
     """
 
     detected = Signal(object)           # model.detector.Detection
@@ -70,29 +75,39 @@ class RecognizerWorker(QObject):
     level_changed = Signal(object)      # InputLevel
     audio_dropped = Signal(int)         # total blocks dropped or overflowed so far (only when it grows)
     error_occurred = Signal(str)        # one line for the user; the run has ended
+    recognizer_started = Signal(float)  # the network is ready; seconds of audio it caught up on
     finished = Signal()                 # always emitted last, error or not
 
-    def __init__(self, model: LoadedModel, source, threshold: float | None = None,
-                 emit_frames: bool = True):
+    def __init__(self, model, source, threshold: float | None = None, emit_frames: bool = True):
         super().__init__()
+        self.model = BackgroundModel.of(model)   # a LoadedModel is wrapped as already loaded
         self.source = source
-        self.recognizer = StreamingRecognizer(model)
-        if threshold is not None:
-            self.recognizer.threshold = threshold
+        self.recognizer = None                   # StreamingRecognizer, once the network is loaded
+        self._threshold = float(threshold) if threshold is not None else self.model.spec.detector.threshold
         self.emit_frames = emit_frames
         self._stop = threading.Event()
         self._level = LevelAccumulator()
-        self._level_every_samples = int(LEVEL_EVERY_S * model.frontend.sample_rate_hz)
+        frontend = self.model.spec.frontend
+        self._level_every_samples = int(LEVEL_EVERY_S * frontend.sample_rate_hz)
+        # While the network loads: the audio heard so far and a torch-free spectrogram of it.
+        self._pending: list[np.ndarray] = []
+        self._display = NumpyStreamingLogMel(frontend)
+        self._display_frames = 0
+        if self.model.loaded is not None:
+            self._start_recognizer(self.model.loaded)
 
     @property
     def threshold(self) -> float:
-        return self.recognizer.threshold
+        return self._threshold
 
     def set_threshold(self, value: float) -> None:
         """Takes effect from the next recognizer call (at most 80 ms away). Called from the GUI thread:
         the detector reads this one float attribute per call, and rebinding an attribute is atomic in
         Python, so no lock and no queued call (which would wait behind audio already in flight)."""
-        self.recognizer.threshold = float(value)
+        self._threshold = float(value)
+        recognizer = self.recognizer
+        if recognizer is not None:
+            recognizer.threshold = self._threshold
 
     def stop(self) -> None:
         """Ask the loop to end (thread-safe); it notices within READ_TIMEOUT_S."""
@@ -107,6 +122,11 @@ class RecognizerWorker(QObject):
         dropped_reported = 0
         try:
             self.source.start()
+            # A file analysed as fast as possible has nothing to show meanwhile: it waits for the model.
+            if self.recognizer is None:
+                model = self.model.get() if getattr(self.source, "realtime", True) else self.model.wait()
+                if model is not None:
+                    self._start_recognizer(model)
             # Live sources are read once per Pacer tick (everything captured meanwhile, one recognizer
             # call); a file analysed as fast as possible is read block by block.
             pacer = Pacer() if getattr(self.source, "realtime", True) else None
@@ -122,7 +142,10 @@ class RecognizerWorker(QObject):
                     self._process(block)
                 if self.source.finished:
                     break
-        except (CaptureError, AudioReadError) as exc:
+            if self.recognizer is None and self.source.finished and not self._should_stop():
+                # A recording that ended while the network was loading: its commands still count.
+                self._emit(self._catch_up(self.model.wait()))
+        except (CaptureError, AudioReadError, ModelLoadError) as exc:
             self.error_occurred.emit(str(exc))
         except Exception as exc:  # never let the thread die silently: the GUI must hear about it
             self.error_occurred.emit(f"recognizer stopped: {type(exc).__name__}: {exc}")
@@ -130,15 +153,55 @@ class RecognizerWorker(QObject):
             self.source.stop()
             self.finished.emit()
 
+    def _start_recognizer(self, model) -> None:
+        from model.streaming import StreamingRecognizer   # torch: imported once the model is loaded
+        recognizer = StreamingRecognizer(model)
+        recognizer.threshold = self._threshold
+        self.recognizer = recognizer
+        # Again: set_threshold may have run between the two lines above and seen no recognizer yet.
+        recognizer.threshold = self._threshold
+
     def _process(self, block: np.ndarray) -> None:
-        update = self.recognizer.process(block)
+        if self.recognizer is not None:
+            update = self.recognizer.process(block)
+        else:
+            update = self._process_while_loading(block)
         self._level.add(block)
         if self._level.n_samples >= self._level_every_samples:
             self.level_changed.emit(self._level.take())
+        self._emit(update)
+
+    def _emit(self, update: StreamUpdate) -> None:
         if self.emit_frames and update.log_mel.shape[0]:
             self.posteriors_ready.emit(update)
         for event in update.events:
             self.detected.emit(event)
+
+    def _process_while_loading(self, block: np.ndarray) -> StreamUpdate:
+        self._pending.append(block)
+        model = self.model.get()            # raises ModelLoadError if loading failed
+        if model is not None:
+            return self._catch_up(model)
+        spec = self.model.spec
+        frames = self._display.process(block)
+        n = frames.shape[0]
+        update = StreamUpdate(self._display_frames, frames, np.zeros((n, len(spec.labels)), np.float32),
+                              np.zeros((n, spec.network.hidden_size), np.float32), [])
+        self._display_frames += n
+        return update
+
+    def _catch_up(self, model) -> StreamUpdate:
+        """Start the recognizer and run it over everything heard so far: detections keep their true
+        stream times. Its first frames were already drawn from the numpy frontend (same samples, same
+        framing), so the update returned holds only the frames after those."""
+        self._start_recognizer(model)
+        audio = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        self._pending = []
+        self.recognizer_started.emit(audio.size / self.model.spec.frontend.sample_rate_hz)
+        caught_up = self.recognizer.process(audio)
+        skip = self._display_frames
+        return StreamUpdate(skip, caught_up.log_mel[skip:], caught_up.posteriors[skip:], caught_up.hidden[skip:],
+                            caught_up.events)
 
 
 def start_worker(worker: RecognizerWorker) -> QThread:

@@ -1,6 +1,7 @@
 """A checkpoint is a folder: `model.safetensors` (weights) + `config.json` (everything else).
 
-Loading never unpickles: weights come from safetensors, settings from JSON.
+Loading never unpickles: weights come from safetensors, settings from JSON (`model/model_config.py`
+reads those without torch).
 """
 from __future__ import annotations
 
@@ -12,15 +13,11 @@ from safetensors.torch import load_file, save_file
 
 from audio.config import FrontendConfig
 from model.detector import DetectorConfig
-from model.network import NetworkConfig, RecurrentClassifier
+from model.model_config import (CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, ModelSpec,  # noqa: F401 (re-exported)
+                                default_model_dir, read_model_spec)
+from model.network import RecurrentClassifier
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
-
-
-class ModelLoadError(Exception):
-    """A model folder is missing, incomplete or corrupt. The message says which and why."""
 
 
 @dataclass
@@ -31,6 +28,10 @@ class LoadedModel:
     detector: DetectorConfig
     extra: dict = field(default_factory=dict)   # data summary, metrics, training settings
     path: Path | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
 
 
 def save_checkpoint(folder: str | Path, network: RecurrentClassifier, labels, frontend: FrontendConfig,
@@ -52,32 +53,11 @@ def save_checkpoint(folder: str | Path, network: RecurrentClassifier, labels, fr
 
 
 def load_checkpoint(folder: str | Path) -> LoadedModel:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelLoadError(f"model folder {folder} does not exist")
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (folder / name).is_file():
-            raise ModelLoadError(f"model folder {folder} has no {name}")
+    spec = read_model_spec(folder)
+    network = RecurrentClassifier(spec.network)
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        labels = tuple(config.pop("labels"))
-        frontend = FrontendConfig.from_dict(config.pop("frontend"))
-        net_cfg = NetworkConfig.from_dict(config.pop("network"))
-        detector = DetectorConfig.from_dict(config.pop("detector", {}))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelLoadError(f"{folder / CONFIG_FILE} is not a valid model config ({exc})") from None
-    if len(labels) != net_cfg.n_labels or net_cfg.n_mels != frontend.n_mels:
-        raise ModelLoadError(f"{folder / CONFIG_FILE}: labels/mel bins disagree with the network config")
-    network = RecurrentClassifier(net_cfg)
-    try:
-        network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        network.load_state_dict(load_file(str(spec.path / WEIGHTS_FILE)))
     except Exception as exc:  # safetensors raises its own error type for a damaged header
-        raise ModelLoadError(f"{folder / WEIGHTS_FILE} could not be loaded ({str(exc).splitlines()[0]})") from None
+        raise ModelLoadError(f"{spec.path / WEIGHTS_FILE} could not be loaded ({str(exc).splitlines()[0]})") from None
     network.eval()
-    return LoadedModel(network, labels, frontend, detector, config, folder)
-
-
-def default_model_dir() -> Path:
-    """The model shipped with the app (works from a checkout and from an installed package)."""
-    import assets
-    return Path(assets.__file__).resolve().parent / "model"
+    return LoadedModel(network, spec.labels, spec.frontend, spec.detector, spec.extra, spec.path)

@@ -8,28 +8,13 @@ relies on: one recurrent step per 10 ms frame, the hidden state carried between 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from audio.config import DictConfig
+from model.model_config import NetworkConfig
 
 State = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class NetworkConfig(DictConfig):
-    n_mels: int = 40
-    n_labels: int = 12
-    cell: str = "gru"              # gru | lstm | rnn
-    conv_channels: int = 0         # 0: no convolution in front of the recurrent layers
-    conv_kernel_frames: int = 5
-    hidden_size: int = 128
-    n_layers: int = 2
-    dropout: float = 0.1
-
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 

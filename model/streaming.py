@@ -5,25 +5,14 @@ live and offline results agree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from audio.features import StreamingLogMel
 from model.checkpoint import LoadedModel
-from model.detector import Detection, Detector, DetectorConfig
+from model.detector import Detector, DetectorConfig
 from model.labels import COMMANDS
-
-
-@dataclass(frozen=True)
-class StreamUpdate:
-    """What one `process` call produced. Arrays have one row per new 10 ms frame (n may be 0)."""
-    start_frame: int               # index of the first row since the stream began
-    log_mel: np.ndarray            # [n, mel]
-    posteriors: np.ndarray         # [n, C] smoothed
-    hidden: np.ndarray             # [n, hidden] top recurrent layer output
-    events: list[Detection]
+from model.stream_update import StreamUpdate
 
 
 class StreamingRecognizer:

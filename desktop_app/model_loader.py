@@ -1,0 +1,80 @@
+"""A model whose settings are known at once and whose network loads in a background thread.
+
+Why: `import torch` takes 2-3 s on a small machine (the pinned wheel is the CUDA build), most of the
+app's start-up. The window, the device list and the live spectrogram need only `config.json`, so the
+GUI shows and draws while torch loads; the worker keeps the audio heard meanwhile and runs the
+recognizer over it once the network is ready, so no command spoken during loading is lost.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from model.model_config import ModelLoadError, ModelSpec, read_model_spec
+
+
+class BackgroundModel:
+    def __init__(self, spec: ModelSpec, loaded=None, torch_threads: int | None = 1):
+        self.spec = spec
+        self._loaded = loaded            # model.checkpoint.LoadedModel once ready
+        self._error: str | None = None
+        self._done = threading.Event()
+        self._started = False
+        self._torch_threads = torch_threads
+        if loaded is not None:
+            self._done.set()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, torch_threads: int | None = 1) -> "BackgroundModel":
+        """Reads config.json now (raises ModelLoadError for a missing or bad folder); no torch yet."""
+        return cls(read_model_spec(folder), torch_threads=torch_threads)
+
+    @classmethod
+    def of(cls, model) -> "BackgroundModel":
+        """A BackgroundModel as it is, or one that is already loaded from a LoadedModel."""
+        return model if isinstance(model, cls) else cls(model.spec, loaded=model)
+
+    def start(self) -> None:
+        """Begin loading (idempotent)."""
+        if self._started or self._done.is_set():
+            return
+        self._started = True
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from model.checkpoint import load_checkpoint
+            if self._torch_threads:
+                # One thread for live use: why, see desktop_app/live_cli.py `_one_torch_thread`.
+                import torch
+                torch.set_num_threads(self._torch_threads)
+            self._loaded = load_checkpoint(self.spec.path)
+        except ModelLoadError as exc:
+            self._error = str(exc)
+        except Exception as exc:  # the loader thread must never die silently
+            self._error = f"the model could not be loaded ({type(exc).__name__}: {exc})"
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def loaded(self):
+        """The LoadedModel if it has loaded, else None (never raises)."""
+        return self._loaded if self._done.is_set() and self._error is None else None
+
+    def get(self):
+        """The LoadedModel, or None while it is still loading. Raises ModelLoadError if loading failed."""
+        if not self._done.is_set():
+            return None
+        if self._error is not None:
+            raise ModelLoadError(self._error)
+        return self._loaded
+
+    def wait(self, timeout_s: float | None = None):
+        """Starts loading if needed and blocks until done: the LoadedModel (None on timeout)."""
+        self.start()
+        self._done.wait(timeout_s)
+        return self.get()

@@ -1,0 +1,71 @@
+"""What a model folder's `config.json` says, read without torch.
+
+Why a torch-free module: importing torch takes 2-3 s on a small machine, and the window, the live
+spectrogram and the model's description need only these settings. `model/checkpoint.py` loads the
+weights on top of this.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audio.config import DictConfig, FrontendConfig
+from model.detector import DetectorConfig
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class ModelLoadError(Exception):
+    """A model folder is missing, incomplete or corrupt. The message says which and why."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig(DictConfig):
+    n_mels: int = 40
+    n_labels: int = 12
+    cell: str = "gru"              # gru | lstm | rnn
+    conv_channels: int = 0         # 0: no convolution in front of the recurrent layers
+    conv_kernel_frames: int = 5
+    hidden_size: int = 128
+    n_layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything about a model except its weights."""
+    labels: tuple[str, ...]
+    frontend: FrontendConfig
+    network: NetworkConfig
+    detector: DetectorConfig
+    extra: dict = field(default_factory=dict)   # data summary, metrics, training settings
+    path: Path | None = None
+
+
+def read_model_spec(folder: str | Path) -> ModelSpec:
+    """Reads and checks `config.json`; also checks that the weights file is there (not its contents)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder {folder} does not exist")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise ModelLoadError(f"model folder {folder} has no {name}")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        labels = tuple(config.pop("labels"))
+        frontend = FrontendConfig.from_dict(config.pop("frontend"))
+        network = NetworkConfig.from_dict(config.pop("network"))
+        detector = DetectorConfig.from_dict(config.pop("detector", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"{folder / CONFIG_FILE} is not a valid model config ({exc})") from None
+    if len(labels) != network.n_labels or network.n_mels != frontend.n_mels:
+        raise ModelLoadError(f"{folder / CONFIG_FILE}: labels/mel bins disagree with the network config")
+    return ModelSpec(labels, frontend, network, detector, config, folder)
+
+
+def default_model_dir() -> Path:
+    """The model shipped with the app (works from a checkout and from an installed package)."""
+    import assets
+    return Path(assets.__file__).resolve().parent / "model"
