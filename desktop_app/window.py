@@ -32,6 +32,8 @@ HIDDEN_VIEW_EVERY_TICKS = 2
 # Blocks for the fast "Open file..." run: big blocks, few Python round trips (the result does not
 # depend on the block size, see tests of the streaming recognizer).
 ANALYSIS_BLOCK_MS = 1000.0
+# Start loading the network this long after the window is built, if no first frame was drawn before.
+LOAD_MODEL_AFTER_MS = 1000
 # Slider: sensitivity in percent, threshold = 1 - sensitivity / 100 (right = fires more easily).
 SENSITIVITY_RANGE = (5, 95)
 
@@ -103,8 +105,10 @@ class MainWindow(QMainWindow):
         self.redraw_timer.setInterval(int(round(1000.0 / redraw_hz)))
         self.redraw_timer.timeout.connect(self.redraw)
         self.redraw_timer.start()
-        # Load the network once the event loop runs: the window is shown and drawing by then.
-        QTimer.singleShot(0, self.model.start)
+        # The network loads after the first frame is drawn (its import would compete for the
+        # interpreter with drawing it), or after a moment if no run starts.
+        self.first_frame_drawn.connect(self.model.start)
+        QTimer.singleShot(LOAD_MODEL_AFTER_MS, self.model.start)
         self._show_running(False)
         vm.set_status("ready: choose a microphone and press Start, or open a file")
 
