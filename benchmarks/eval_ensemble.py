@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/eval_ensemble.py --data ../shared/data/speech_commands MODEL_DIR MODEL_DIR...
 
-Prints validation and test accuracy for each model and for the average of the first k models, k = 2..n.
+Prints validation and (unless `--splits validation`) test accuracy for each model and for the average of the first k models, k = 2..n.
 All models must share the frontend (they are fed the same log-mel frames).
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
     parser.add_argument("models", nargs="+")
+    parser.add_argument("--splits", nargs="+", choices=("validation", "test"), default=["validation", "test"],
+                        help="validation only while choosing; test only for what is kept")
     args = parser.parse_args()
     torch.set_num_threads(1)
     models = [load_checkpoint(path) for path in args.models]
@@ -32,7 +34,7 @@ def main() -> None:
     if any(m.frontend != frontend for m in models):
         sys.exit("eval_ensemble: the models have different frontends")
     log_mel = LogMel(frontend)
-    for split in ("validation", "test"):
+    for split in args.splits:
         clips = load_eval_split(args.data, split, frontend)
         waves = clips.waves.astype(np.float32) / 32767.0
         posteriors = [final_frame_posteriors(m.network, log_mel, waves) for m in models]

@@ -116,11 +116,14 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
-                      threads=args.threads)
+                      threads=args.threads, device=args.device, distill_weight=args.distill_weight)
+    from model.model_config import ModelLoadError, read_model_spec
     try:
+        for teacher in args.teacher:
+            read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
         result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
-                       show_progress=not args.quiet)
-    except DatasetError as exc:
+                       show_progress=not args.quiet, teachers=args.teacher)
+    except (DatasetError, ModelLoadError) as exc:
         raise UserError(str(exc)) from None
     for split in ("validation", "test"):
         print(f"{split} accuracy: {result.report['splits'][split]['accuracy']:.4f}")
@@ -308,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative-frame-weight", type=float, default=0.0,
                    help="weight of a loss on every frame of _unknown_/_silence_ clips (fewer false alarms in streams)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default)")
+    p.add_argument("--device", default="cpu", help='where the network trains: "cpu" or "cuda" (batches are made on the CPU)')
+    p.add_argument("--teacher", nargs="*", default=[], help="model folders to distil from (their averaged posteriors)")
+    p.add_argument("--distill-weight", type=float, default=0.5, help="share of the loss from the teachers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

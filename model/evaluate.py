@@ -17,13 +17,14 @@ def final_frame_posteriors(network: RecurrentClassifier, log_mel: LogMel, waves:
                            batch_size: int = 256) -> np.ndarray:
     """waves [N, n_samples] (int16 or float) -> posteriors [N, C] at each clip's last frame."""
     network.eval()
+    device = network.head.weight.device
     out = []
     for start in range(0, len(waves), batch_size):
         batch = torch.as_tensor(waves[start:start + batch_size])
         if batch.dtype == torch.int16:
             batch = batch.float() / 32767.0
-        logits, _ = network(log_mel(batch))
-        out.append(torch.softmax(logits[:, -1], dim=-1).numpy())
+        logits, _ = network(log_mel(batch).to(device))
+        out.append(torch.softmax(logits[:, -1], dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, network.cfg.n_labels), np.float32)
 
 

@@ -26,7 +26,7 @@ from audio.config import FrontendConfig
 from audio.features import LogMel
 from audio.io import read_audio, find_audio_files, AudioReadError
 from model import data
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
 from model.evaluate import final_frame_posteriors, metrics
 from model.labels import LABELS, SILENCE, UNKNOWN
@@ -54,6 +54,9 @@ class TrainConfig:
     eval_every_epochs: int = 2
     max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
     threads: int = 0                   # 0: torch's default
+    device: str = "cpu"                # where the network trains ("cuda": batches are still made on the CPU)
+    distill_weight: float = 0.5        # with teachers: share of the loss that matches their averaged posteriors
+    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -175,6 +178,17 @@ def negative_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, n_fr
     return targets
 
 
+def _distill_loss(logits: torch.Tensor, teachers: list[RecurrentClassifier], feats: torch.Tensor,
+                  loss_frames: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence from the teachers' averaged softened posteriors at the loss frames (Hinton et al.
+    2015; scaled by T^2 so its gradient keeps the size of the hard-label loss's)."""
+    with torch.no_grad():
+        probs = torch.stack([torch.softmax(t(feats)[0][:, loss_frames].reshape(-1, logits.shape[-1]) / temperature, -1)
+                             for t in teachers]).mean(0)
+    log_student = torch.log_softmax(logits / temperature, -1)
+    return F.kl_div(log_student, probs, reduction="batchmean") * temperature ** 2
+
+
 def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -185,8 +199,11 @@ def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
           frontend: FrontendConfig = FrontendConfig(), aug: AugmentConfig = AugmentConfig(),
           extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
-          show_progress: bool = True) -> TrainResult:
+          show_progress: bool = True, teachers: list[str] | None = None) -> TrainResult:
+    """`teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
+    also learns from (knowledge distillation: an ensemble's accuracy in one network's size)."""
     started = time.time()
+    out_dir = Path(out_dir)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -214,6 +231,10 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
     maker = BatchMaker(train_set, noises, frontend, aug, cfg, log_mel, fill=mean)
+    device = torch.device(cfg.device)
+    network.to(device)
+    ema.to(device)
+    teacher_nets = [load_checkpoint(path).network.to(device).eval() for path in teachers or []]
 
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(len(train_set) * (1 + cfg.silence_share)) // cfg.batch_size
@@ -231,12 +252,16 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         for feats, labels, loss_frames in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
-            frame_logits, _ = network(feats)
+            frame_logits, _ = network(feats.to(device))
             if cfg.negative_frame_weight > 0:
-                targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames)
+                targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames).to(device)
+            labels, loss_frames = labels.to(device), loss_frames.to(device)
             logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            if teacher_nets:
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * _distill_loss(
+                    logits, teacher_nets, feats.to(device), loss_frames, cfg.distill_temperature)
             if cfg.negative_frame_weight > 0 and (targets >= 0).any():
                 loss = loss + cfg.negative_frame_weight * F.cross_entropy(
                     frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
@@ -263,6 +288,9 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             if row["validation_accuracy"] >= best["accuracy"]:
                 best = {"accuracy": row["validation_accuracy"], "epoch": epoch}
                 best_state = copy.deepcopy(ema.state_dict())
+                # A run stopped early still leaves its best model so far (replaced at the end).
+                save_checkpoint(out_dir, ema, LABELS, frontend, detector,
+                                {"training": {"unfinished": True, "epoch": epoch, "best": best}})
         history.append(row)
         if show_progress:
             tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -282,7 +310,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         "training": {"train": asdict(cfg), "augment": asdict(aug), "minutes": round(minutes, 2),
                      "parameters": ema.n_parameters(), "best_epoch": best.get("epoch")},
     }
-    out_dir = Path(out_dir)
+    ema.cpu()
     save_checkpoint(out_dir, ema, LABELS, frontend, detector, summary)
     report["history"] = history
     (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -1,5 +1,6 @@
 """A tiny model trained on a handful of real clips laid out as a Speech Commands folder."""
 import json
+from dataclasses import replace
 import shutil
 
 import numpy as np
@@ -90,3 +91,22 @@ def test_negative_frame_targets_cover_only_negative_clips_after_the_delay():
     assert (targets[0, :13] == -100).all() and (targets[0, 13:20] == unknown).all()
     assert (targets[0, 20:23] == -100).all() and (targets[0, 23:30] == silence).all()
     assert (targets[1, 3:10] == silence).all() and (targets[1, 10:] == -100).all()
+
+
+def test_distilled_student_learns_the_teachers_answers_without_labels(tmp_path):
+    data = make_dataset(tmp_path / "sc")
+    quiet = AugmentConfig(shift_ms=0, speed_min=1.0, speed_max=1.0, gain_db=0, noise_prob=0.0, reverb_prob=0.0,
+                          time_masks=0, freq_masks=0)
+    cfg = TrainConfig(epochs=40, batch_size=4, learning_rate=1e-2, warmup_epochs=1, ema_decay=0.5,
+                      eval_every_epochs=10, chain_prob=0.0, seed=1, weight_decay=0.0, label_smoothing=0.0)
+    net = NetworkConfig(hidden_size=32, n_layers=1, conv_channels=0, dropout=0.0)
+    teacher = train(data, tmp_path / "teacher", net, cfg, aug=quiet, show_progress=False)
+    # Weight 1: the labels play no part, so whatever the student gets right it learned from the teacher.
+    student = train(data, tmp_path / "student", net, replace(cfg, seed=2, distill_weight=1.0), aug=quiet,
+                    show_progress=False, teachers=[str(tmp_path / "teacher")])
+    teacher_says = np.array(teacher.report["splits"]["train"]["confusion"]).argmax(1)
+    student_says = np.array(student.report["splits"]["train"]["confusion"]).argmax(1)
+    trained_classes = np.array(teacher.report["splits"]["train"]["confusion"]).sum(1) > 0
+    assert teacher.report["splits"]["train"]["accuracy"] >= 0.9
+    assert student.report["splits"]["train"]["accuracy"] >= 0.8
+    assert (teacher_says == student_says)[trained_classes].all()
