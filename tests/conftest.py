@@ -21,6 +21,21 @@ def clips_dir() -> Path:
     return CLIPS_DIR
 
 
+@pytest.fixture(scope="session")
+def model():
+    """The shipped model (loaded once: tests must not change it)."""
+    from model.checkpoint import default_model_dir, load_checkpoint
+    return load_checkpoint(default_model_dir())
+
+
+@pytest.fixture(scope="session")
+def stream_wav(tmp_path_factory):
+    """3 s: "yes" at 0.3 s, "stop" at 1.6 s over running-tap noise."""
+    path = tmp_path_factory.mktemp("stream") / "two_commands.wav"
+    sf.write(path, make_stream([("yes", 0.3), ("stop", 1.6)], total_s=3.0), 16000, subtype="PCM_16")
+    return path
+
+
 def read_clip(name: str) -> np.ndarray:
     samples, rate = sf.read(CLIPS_DIR / f"{name}.wav", dtype="float32")
     assert rate == 16000

@@ -19,23 +19,8 @@ from conftest import make_stream, run_cli                          # noqa: E402
 from desktop_app.cli import run_detection                          # noqa: E402
 from desktop_app.window import MainWindow, sensitivity_to_threshold  # noqa: E402
 from desktop_app.worker import RecognizerWorker, start_worker      # noqa: E402
-from model.checkpoint import default_model_dir, load_checkpoint   # noqa: E402
 
-PLACEMENTS = [("yes", 0.3), ("stop", 1.6)]
 DEVICES = [InputDevice(0, "Virtual Mic", "ALSA", 1, 48000, True), InputDevice(1, "USB Mic", "ALSA", 1, 44100, False)]
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(default_model_dir())
-
-
-@pytest.fixture(scope="module")
-def stream_wav(tmp_path_factory):
-    """3 s: "yes" at 0.3 s, "stop" at 1.6 s over running-tap noise."""
-    path = tmp_path_factory.mktemp("gui") / "two_commands.wav"
-    sf.write(path, make_stream(PLACEMENTS, total_s=3.0), 16000, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from audio.capture import CaptureError, MicrophoneSource, list_input_devices, re
 from conftest import REPO_ROOT, make_stream
 from desktop_app.cli import run_detection
 from live_audio import VirtualMic, VirtualMicUnavailable
-from model.checkpoint import default_model_dir, load_checkpoint
 
 RATE_HZ = 16000
 TOLERANCE_S = 0.5
@@ -57,11 +56,6 @@ def virtual_mic(tmp_path_factory):
             os.environ["PULSE_RUNTIME_PATH"] = saved
         if devices:
             rescan_devices()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(default_model_dir())
 
 
 def _speechcmd(mic, *args):

@@ -24,21 +24,8 @@ from desktop_app.cli import run_detection                          # noqa: E402
 from desktop_app.model_loader import BackgroundModel               # noqa: E402
 from desktop_app.window import MainWindow                          # noqa: E402
 from desktop_app.worker import RecognizerWorker, start_worker      # noqa: E402
-from model.checkpoint import default_model_dir, load_checkpoint   # noqa: E402
+from model.checkpoint import default_model_dir                    # noqa: E402
 from model.model_config import ModelLoadError                      # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(default_model_dir())
-
-
-@pytest.fixture(scope="module")
-def stream_wav(tmp_path_factory):
-    """3 s: "yes" at 0.3 s, "stop" at 1.6 s over running-tap noise."""
-    path = tmp_path_factory.mktemp("startup") / "two_commands.wav"
-    sf.write(path, make_stream([("yes", 0.3), ("stop", 1.6)], total_s=3.0), 16000, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture

@@ -2,16 +2,10 @@
 import numpy as np
 import pytest
 
-from model.checkpoint import default_model_dir, load_checkpoint
 from model.streaming import StreamingRecognizer
 from conftest import make_stream
 
 PLACEMENTS = [("yes", 1.0), ("stop", 4.0), ("left", 7.0)]
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(default_model_dir())
 
 
 @pytest.fixture(scope="module")
