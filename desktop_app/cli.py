@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
     from model.network import NetworkConfig
     from model.train import TrainConfig, train
     net = NetworkConfig(cell=args.cell, hidden_size=args.hidden_size, n_layers=args.layers,
-                        conv_channels=args.conv_channels, dropout=args.dropout)
+                        conv_channels=args.conv_channels, dropout=args.dropout, input_norm=args.input_norm)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--conv-channels", type=int, default=64, help="0 = no convolution")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--input-norm", choices=("fixed", "pcen"), default="fixed",
+                   help="fixed per-bin normalisation, or PCEN (causal per-channel energy normalisation)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)

@@ -31,6 +31,8 @@ class NetworkConfig(DictConfig):
     hidden_size: int = 128
     n_layers: int = 2
     dropout: float = 0.1
+    input_norm: str = "fixed"      # fixed: per-bin mean/std of the training features | pcen: per-channel
+                                   # energy normalisation (causal, adapts to loudness and channel)
 
 
 @dataclass(frozen=True)

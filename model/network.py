@@ -8,6 +8,8 @@ relies on: one recurrent step per 10 ms frame, the hidden state carried between 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -17,6 +19,14 @@ from model.model_config import NetworkConfig
 State = dict[str, torch.Tensor]
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+_INPUT_NORMS = ("fixed", "pcen")
+# PCEN (Wang et al. 2017, "Trainable frontend for robust and far-field keyword spotting"): the smoother's
+# weight per 10 ms frame (a ~400 ms time constant) and the start values of the trainable exponents;
+# the energies are scaled as for 32-bit integer audio, the scale those defaults were chosen for.
+PCEN_SMOOTHING = 0.025
+PCEN_INIT = {"alpha": 0.98, "delta": 2.0, "r": 0.5}
+PCEN_LOG_SCALE = 31 * math.log(2.0)
+PCEN_EPS = 1e-6
 
 
 class RecurrentClassifier(nn.Module):
@@ -24,7 +34,12 @@ class RecurrentClassifier(nn.Module):
         super().__init__()
         if cfg.cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, not {cfg.cell!r}")
+        if cfg.input_norm not in _INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {_INPUT_NORMS}, not {cfg.input_norm!r}")
         self.cfg = cfg
+        if cfg.input_norm == "pcen":
+            for name, value in PCEN_INIT.items():   # per mel bin, in the log domain (stay positive)
+                setattr(self, f"pcen_log_{name}", nn.Parameter(torch.full((cfg.n_mels,), math.log(value))))
         # Per-mel-bin input normalisation, fitted on training features (a fixed affine map, so causal).
         self.register_buffer("feature_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feature_std", torch.ones(cfg.n_mels))
@@ -54,6 +69,8 @@ class RecurrentClassifier(nn.Module):
         state = {"h": torch.zeros(cfg.n_layers, batch, cfg.hidden_size, device=device)}
         if cfg.cell == "lstm":
             state["c"] = torch.zeros_like(state["h"])
+        if cfg.input_norm == "pcen":
+            state["pcen"] = torch.zeros(batch, cfg.n_mels, device=device)   # the smoothed energy
         if self.conv is not None:
             # The last kernel-1 normalised input frames: the causal convolution's memory.
             state["conv"] = torch.zeros(batch, cfg.conv_kernel_frames - 1, cfg.n_mels, device=device)
@@ -69,7 +86,10 @@ class RecurrentClassifier(nn.Module):
         if state is None:
             state = self.initial_state(frames.shape[0])
         new_state: State = {}
-        x = (frames - self.feature_mean) / self.feature_std
+        x = frames
+        if self.cfg.input_norm == "pcen":
+            x, new_state["pcen"] = self.pcen(frames, state["pcen"])
+        x = (x - self.feature_mean) / self.feature_std
         if self.conv is not None:
             k = self.cfg.conv_kernel_frames
             x = torch.cat([state["conv"], x], dim=1)
@@ -89,6 +109,24 @@ class RecurrentClassifier(nn.Module):
         if return_hidden:
             return logits, new_state, out
         return logits, new_state
+
+    def pcen(self, frames: torch.Tensor, smoothed: torch.Tensor | None = None):
+        """log-mel frames [B, T, mel] -> (PCEN features [B, T, mel], last smoothed energy [B, mel]).
+
+        Each bin's energy is divided by a running average of itself (an automatic gain control), then
+        compressed: loudness and microphone colour matter less than with a fixed normalisation."""
+        energy = torch.exp(frames + PCEN_LOG_SCALE)
+        if smoothed is None:
+            smoothed = frames.new_zeros(frames.shape[0], frames.shape[2])
+        with torch.no_grad():   # the smoother has no parameters: no gradient to carry through time
+            history = []
+            for t in range(energy.shape[1]):
+                smoothed = (1.0 - PCEN_SMOOTHING) * smoothed + PCEN_SMOOTHING * energy[:, t]
+                history.append(smoothed)
+            average = torch.stack(history, 1) if history else energy
+        alpha, delta, r = (torch.exp(getattr(self, f"pcen_log_{n}")) for n in ("alpha", "delta", "r"))
+        features = (energy / (PCEN_EPS + average) ** alpha + delta) ** r - delta ** r
+        return features, smoothed
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -66,9 +66,15 @@ class TrainResult:
     report: dict = field(default_factory=dict)
 
 
-def _feature_stats(log_mel: LogMel, waves: np.ndarray, n_clips: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+@torch.no_grad()
+def _feature_stats(log_mel: LogMel, waves: np.ndarray, n_clips: int = 2000,
+                   transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-mel-bin mean and std of the training features (after `transform`, e.g. the network's PCEN)."""
     pick = waves[:: max(1, len(waves) // n_clips)]
-    feats = log_mel(torch.as_tensor(pick).float() / 32767.0).reshape(-1, log_mel.cfg.n_mels)
+    feats = log_mel(torch.as_tensor(pick).float() / 32767.0)
+    if transform is not None:
+        feats = transform(feats)
+    feats = feats.reshape(-1, log_mel.cfg.n_mels)
     return feats.mean(0), feats.std(0).clamp_min(1e-3)
 
 
@@ -226,11 +232,15 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
 
     log_mel = LogMel(frontend)
     network = RecurrentClassifier(net_cfg)
-    mean, std = _feature_stats(log_mel, train_set.waves)
+    log_mel_mean, log_mel_std = _feature_stats(log_mel, train_set.waves)
+    mean, std = log_mel_mean, log_mel_std
+    if net_cfg.input_norm == "pcen":
+        mean, std = _feature_stats(log_mel, train_set.waves, transform=lambda f: network.pcen(f)[0])
     network.feature_mean.copy_(mean)
     network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
-    maker = BatchMaker(train_set, noises, frontend, aug, cfg, log_mel, fill=mean)
+    # SpecAugment masks the log-mel input, so they are filled with the log-mel mean.
+    maker = BatchMaker(train_set, noises, frontend, aug, cfg, log_mel, fill=log_mel_mean)
     device = torch.device(cfg.device)
     network.to(device)
     ema.to(device)

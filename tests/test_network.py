@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -10,20 +11,21 @@ from model.labels import LABELS
 from model.network import NetworkConfig, RecurrentClassifier
 
 
-def _network(cell: str, conv_channels: int) -> RecurrentClassifier:
+def _network(cell: str, conv_channels: int, input_norm: str = "fixed") -> RecurrentClassifier:
     torch.manual_seed(0)
-    net = RecurrentClassifier(NetworkConfig(cell=cell, conv_channels=conv_channels, hidden_size=32, n_layers=2))
+    net = RecurrentClassifier(NetworkConfig(cell=cell, conv_channels=conv_channels, hidden_size=32, n_layers=2,
+                                            input_norm=input_norm))
     with torch.no_grad():
         net.feature_mean.normal_()
         net.feature_std.uniform_(0.5, 2.0)
     return net.eval()
 
 
-@pytest.mark.parametrize("conv_channels", [0, 16])
+@pytest.mark.parametrize("conv_channels,input_norm", [(0, "fixed"), (16, "fixed"), (16, "pcen")])
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-def test_step_by_step_equals_full_sequence(cell, conv_channels):
-    net = _network(cell, conv_channels)
-    frames = torch.randn(2, 37, 40)
+def test_step_by_step_equals_full_sequence(cell, conv_channels, input_norm):
+    net = _network(cell, conv_channels, input_norm)
+    frames = torch.randn(2, 37, 40) - 8.0   # log-mel of a quiet signal
     with torch.no_grad():
         full, full_state = net(frames)
         state, steps = None, []
@@ -33,6 +35,20 @@ def test_step_by_step_equals_full_sequence(cell, conv_channels):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
     for key in full_state:
         torch.testing.assert_close(state[key], full_state[key], atol=1e-5, rtol=1e-4)
+
+
+def test_pcen_features_barely_move_with_the_input_level():
+    """20 dB louder input (every log-mel value + 4.6, which the fixed normalisation passes on): once
+    PCEN's smoother has adapted (~1 s) its features barely move."""
+    net = _network("gru", 0, "pcen")
+    frames = torch.randn(1, 300, 40) * 0.5 - 8.0
+    louder = frames + math.log(100.0)
+    with torch.no_grad():
+        quiet_features, _ = net.pcen(frames)
+        loud_features, _ = net.pcen(louder)
+    late = slice(100, None)
+    shift = (loud_features[:, late] - quiet_features[:, late]).abs().mean()
+    assert shift < 0.1 * quiet_features[:, late].abs().mean()
 
 
 def test_convolution_is_the_causal_conv1d_it_stores():
