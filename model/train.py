@@ -222,7 +222,9 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         train_set = data.load_clips(data_dir, splits["train"], frontend, bar)
         eval_words = {s: data.load_clips(data_dir, splits[s], frontend, bar) for s in ("validation", "test")}
     noises = data.load_noise(data_dir, frontend)
-    eval_sets = {s: data.concat(w, data.silence_clips(noises, s, data.n_silence_clips(len(w)), frontend, cfg.seed))
+    # The evaluation silence does not depend on the training seed (seed 0, as `speechcmd evaluate`
+    # uses): runs with different seeds are then scored on the very same clips.
+    eval_sets = {s: data.concat(w, data.silence_clips(noises, s, data.n_silence_clips(len(w)), frontend, 0))
                  for s, w in eval_words.items()}
     if extra_unknown:
         extra = load_extra_unknown(extra_unknown, frontend, int(cfg.extra_unknown_share * len(train_set)), rng)

@@ -14,6 +14,6 @@ for f in "${orders[@]:0:60}"; do ln -sf "$(realpath "$f")" runs/coffee_train/; d
 for f in "${orders[@]:60}"; do ln -sf "$(realpath "$f")" runs/coffee_heldout/; done
 .venv/bin/speechcmd train --data "$data/speech_commands" --out "$out" --epochs 80 --batch-size 128 --lr 5e-3 \
     --extra-unknown "$data/fsdd/recordings" "$data/precise_community/not-wake-words/en" runs/coffee_train \
-    --extra-unknown-share 0.25
+    --extra-unknown-share 0.25 --input-norm pcen --seed 1
 .venv/bin/speechcmd tune-detector --data "$data/speech_commands" --model "$out" \
     --false-alarm-audio runs/coffee_heldout --plot docs/detection_curve.png --write
