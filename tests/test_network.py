@@ -51,6 +51,20 @@ def test_pcen_features_barely_move_with_the_input_level():
     assert shift < 0.1 * quiet_features[:, late].abs().mean()
 
 
+def test_pcen_smoother_in_closed_form_is_the_recursion():
+    from model.network import PCEN_SMOOTHING, _smooth
+    torch.manual_seed(0)
+    energy = torch.exp(torch.randn(2, 300, 40) * 3 + 10)    # crosses two block boundaries
+    last = torch.rand(2, 40) * 1e5
+    expected, m = [], last
+    for t in range(energy.shape[1]):
+        m = (1 - PCEN_SMOOTHING) * m + PCEN_SMOOTHING * energy[:, t]
+        expected.append(m)
+    smoothed, final = _smooth(energy, last)
+    torch.testing.assert_close(smoothed, torch.stack(expected, 1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(final, m, rtol=1e-5, atol=0)
+
+
 def test_convolution_is_the_causal_conv1d_it_stores():
     """The forward pass computes the convolution as a matrix product; it must mean exactly what the
     stored nn.Conv1d weights mean (zero history before the first frame), or old checkpoints break."""
