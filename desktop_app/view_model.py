@@ -67,6 +67,8 @@ class ModelInfo:
     def of(cls, spec: ModelSpec) -> "ModelInfo":
         net = spec.network
         description = f"{net.cell.upper()} {net.n_layers}x{net.hidden_size}"
+        if net.input_norm == "pcen":
+            description += ", PCEN input"
         extra = spec.extra if isinstance(spec.extra, dict) else {}
         # Read from the config (written at training) rather than counted: no torch needed.
         n_params = extra.get("training", {}).get("parameters") if isinstance(extra.get("training"), dict) else None
