@@ -68,7 +68,8 @@ def cmd_listen(args) -> int:
         raise UserError(str(exc)) from None
     from model.streaming import StreamingRecognizer
     model = _load_model(args.model)
-    _one_torch_thread()
+    from desktop_app.model_loader import use_one_torch_thread
+    use_one_torch_thread()
     recognizer = StreamingRecognizer(model, _detector_config(model, args))
     source = MicrophoneSource(args.device, model.frontend.sample_rate_hz)
     announced = False
@@ -99,13 +100,6 @@ def cmd_listen(args) -> int:
     if dropped:
         print(f"warning: {dropped} audio block(s) were dropped (the computer could not keep up)", file=sys.stderr)
     return 0
-
-
-def _one_torch_thread() -> None:
-    """The live recognizer runs a few small recurrent steps per 80 ms call: spreading that over several
-    threads costs more in hand-offs than it saves, and would take cores from the GUI and audio threads."""
-    import torch
-    torch.set_num_threads(1)
 
 
 def _process_age_s() -> float | None:

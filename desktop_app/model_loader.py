@@ -13,21 +13,27 @@ from pathlib import Path
 from model.model_config import ModelLoadError, ModelSpec, read_model_spec
 
 
+def use_one_torch_thread() -> None:
+    """The live recognizer runs a few small recurrent steps per 80 ms call: spreading that over several
+    threads costs more in hand-offs than it saves, and would take cores from the GUI and audio threads."""
+    import torch
+    torch.set_num_threads(1)
+
+
 class BackgroundModel:
-    def __init__(self, spec: ModelSpec, loaded=None, torch_threads: int | None = 1):
+    def __init__(self, spec: ModelSpec, loaded=None):
         self.spec = spec
         self._loaded = loaded            # model.checkpoint.LoadedModel once ready
         self._error: str | None = None
         self._done = threading.Event()
         self._started = False
-        self._torch_threads = torch_threads
         if loaded is not None:
             self._done.set()
 
     @classmethod
-    def from_folder(cls, folder: str | Path, torch_threads: int | None = 1) -> "BackgroundModel":
+    def from_folder(cls, folder: str | Path) -> "BackgroundModel":
         """Reads config.json now (raises ModelLoadError for a missing or bad folder); no torch yet."""
-        return cls(read_model_spec(folder), torch_threads=torch_threads)
+        return cls(read_model_spec(folder))
 
     @classmethod
     def of(cls, model) -> "BackgroundModel":
@@ -44,10 +50,7 @@ class BackgroundModel:
     def _load(self) -> None:
         try:
             from model.checkpoint import load_checkpoint
-            if self._torch_threads:
-                # One thread for live use: why, see desktop_app/live_cli.py `_one_torch_thread`.
-                import torch
-                torch.set_num_threads(self._torch_threads)
+            use_one_torch_thread()
             self._loaded = load_checkpoint(self.spec.path)
         except ModelLoadError as exc:
             self._error = str(exc)

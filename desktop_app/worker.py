@@ -122,14 +122,15 @@ class RecognizerWorker(QObject):
         dropped_reported = 0
         try:
             self.source.start()
+            realtime = getattr(self.source, "realtime", True)
             # A file analysed as fast as possible has nothing to show meanwhile: it waits for the model.
             if self.recognizer is None:
-                model = self.model.get() if getattr(self.source, "realtime", True) else self.model.wait()
+                model = self.model.get() if realtime else self.model.wait()
                 if model is not None:
                     self._start_recognizer(model)
             # Live sources are read once per Pacer tick (everything captured meanwhile, one recognizer
             # call); a file analysed as fast as possible is read block by block.
-            pacer = Pacer() if getattr(self.source, "realtime", True) else None
+            pacer = Pacer() if realtime else None
             while not self._should_stop():
                 if pacer is not None:
                     pacer.wait()

@@ -264,7 +264,8 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         for feats, labels, loss_frames in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
-            frame_logits, _ = network(feats.to(device))
+            feats = feats.to(device)
+            frame_logits, _ = network(feats)
             if cfg.negative_frame_weight > 0:
                 targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames).to(device)
             labels, loss_frames = labels.to(device), loss_frames.to(device)
@@ -273,7 +274,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             if teacher_nets:
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * _distill_loss(
-                    logits, teacher_nets, feats.to(device), loss_frames, cfg.distill_temperature)
+                    logits, teacher_nets, feats, loss_frames, cfg.distill_temperature)
             if cfg.negative_frame_weight > 0 and (targets >= 0).any():
                 loss = loss + cfg.negative_frame_weight * F.cross_entropy(
                     frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
