@@ -47,6 +47,8 @@ class TrainConfig:
     negative_frame_weight: float = 0.0  # weight of a loss on every frame of `_unknown_`/`_silence_` clips
     negative_delay_ms: float = 300.0   # ...from this far into the clip (the state may still hold the
                                        # previous clip's word before that)
+    word_frame_weight: float = 0.0     # weight of a loss on the frames just after each spoken word ends
+    word_frames_ms: float = 300.0      # ...on this long a stretch (cut at the clip's end)
     silence_share: float = 0.1         # silence examples per word example, each epoch
     extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip (split
                                        # evenly between the paths given)
@@ -128,7 +130,8 @@ class BatchMaker:
                                           for _ in range(batch)]))
 
     def make(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (log-mel [S, T, mel], labels [S, k], loss frames [k]): S sequences of k clips each."""
+        """-> (log-mel [S, T, mel], labels [S, k], loss frames [k], speech end frames [S, k]): S sequences
+        of k clips each; a clip's speech end frame counts from the clip's own first frame."""
         aug, fs, n = self.aug, self.frontend.sample_rate_hz, self.frontend.clip_samples
         is_word = index < len(self.train)
         waves = torch.zeros(len(index), n)
@@ -147,6 +150,8 @@ class BatchMaker:
             if use.any():
                 waves[use] = augment.lowpass(waves[use], fs, aug.lowpass_hz_min, aug.lowpass_hz_max, self.gen)
         waves = augment.random_gain(waves, aug.gain_db, self.gen)
+        # Where each word ends, found on the clip before noise is added.
+        speech_end = speech_end_frames(waves, self.frontend)
         # Silence rows are zeros so far: they always get noise, at its own random level.
         noise = self._noise(len(index), n)
         waves = augment.mix_noise(waves, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, self.gen)
@@ -159,13 +164,48 @@ class BatchMaker:
             keep = len(index) - len(index) % segments
             waves = waves[:keep].reshape(keep // segments, segments * n)
             labels = labels[:keep].reshape(keep // segments, segments)
+            speech_end = speech_end[:keep].reshape(keep // segments, segments)
         else:
             labels = labels[:, None]
+            speech_end = speech_end[:, None]
         # The loss frames: the last frame that ends inside each clip.
         cfg = self.frontend
         loss_frames = torch.tensor([cfg.n_frames((k + 1) * n) - 1 for k in range(segments)])
         feats = augment.spec_augment(self.log_mel(waves), aug, self.gen, self.fill)
-        return feats, labels, loss_frames
+        return feats, labels, loss_frames, speech_end
+
+
+def speech_end_frames(waves: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
+    """[B, n] clips -> [B] index of the last feature frame louder than halfway (in dB) between the
+    clip's background (its 10th-percentile frame) and its loudest frame: where the spoken word ends.
+    Halfway, not a fixed distance below the peak, because many clips carry their own room noise."""
+    frames = waves.unfold(1, frontend.window_samples, frontend.hop_samples)
+    energy_db = 10 * torch.log10(frames.pow(2).mean(-1) + 1e-10)
+    peak, floor = energy_db.max(1, keepdim=True).values, energy_db.quantile(0.1, dim=1, keepdim=True)
+    loud = energy_db >= (peak + floor) / 2
+    last_from_end = loud.flip(1).int().argmax(1)
+    return frames.shape[1] - 1 - last_from_end
+
+
+WORD_END_MARGIN_FRAMES = 5
+
+
+def word_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, speech_end: torch.Tensor,
+                       n_frames: int, span_frames: int) -> torch.Tensor:
+    """Per-frame targets [S, T]: each word clip's label on `span_frames` frames from where its word
+    ends (cut at the clip's loss frame), -100 elsewhere. Why: the detector averages the posteriors
+    over a window and fires on any frame, so a word must read as itself for a while after it ends,
+    not at one trained frame only (its clip's last)."""
+    targets = torch.full((labels.shape[0], n_frames), -100, dtype=torch.long)
+    word = labels != LABELS.index(SILENCE)
+    first = 0
+    for k, last in enumerate(loss_frames.tolist()):
+        for row in torch.nonzero(word[:, k]).flatten().tolist():
+            # A little after the halfway level: quiet fricative tails ("off", "yes") are part of the word.
+            start = first + int(speech_end[row, k]) + WORD_END_MARGIN_FRAMES
+            targets[row, start:min(start + span_frames, last + 1)] = labels[row, k]
+        first = last + 1
+    return targets
 
 
 def negative_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, n_frames: int,
@@ -252,6 +292,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     steps_per_epoch = int(len(train_set) * (1 + cfg.silence_share)) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
     delay_frames = int(round(cfg.negative_delay_ms / frontend.hop_ms))
+    word_frames = int(round(cfg.word_frames_ms / frontend.hop_ms))
     step = 0
     history: list[dict] = []
     best = {"accuracy": -1.0}
@@ -261,13 +302,16 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         loss_sum = correct = seen = 0
         bar = tqdm(maker.epoch_batches(), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not show_progress, leave=False)
-        for feats, labels, loss_frames in bar:
+        for feats, labels, loss_frames, speech_end in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
             feats = feats.to(device)
             frame_logits, _ = network(feats)
             if cfg.negative_frame_weight > 0:
                 targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames).to(device)
+            if cfg.word_frame_weight > 0:
+                word_targets = word_frame_targets(labels, loss_frames, speech_end, frame_logits.shape[1],
+                                                  word_frames).to(device)
             labels, loss_frames = labels.to(device), loss_frames.to(device)
             logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
@@ -278,6 +322,10 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             if cfg.negative_frame_weight > 0 and (targets >= 0).any():
                 loss = loss + cfg.negative_frame_weight * F.cross_entropy(
                     frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
+                    label_smoothing=cfg.label_smoothing)
+            if cfg.word_frame_weight > 0 and (word_targets >= 0).any():
+                loss = loss + cfg.word_frame_weight * F.cross_entropy(
+                    frame_logits.reshape(-1, frame_logits.shape[-1]), word_targets.reshape(-1), ignore_index=-100,
                     label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
