@@ -50,11 +50,15 @@ class NumpyLogMel:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         cfg = self.cfg
-        samples = np.asarray(samples, np.float32).reshape(-1)
+        samples = np.ascontiguousarray(samples, np.float32).reshape(-1)
         n_frames = cfg.n_frames(samples.size)
         if n_frames == 0:
             return np.zeros((0, cfg.n_mels), np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(samples, cfg.window_samples)[::cfg.hop_samples][:n_frames]
+        # as_strided, not sliding_window_view: the same view at a quarter of the call cost, which
+        # matters for the streaming recognizer's 100 ms blocks.
+        step = samples.strides[0]
+        frames = np.lib.stride_tricks.as_strided(samples, (n_frames, cfg.window_samples), (cfg.hop_samples * step, step),
+                                                 writeable=False)
         power = np.abs(np.fft.rfft(frames * self.window, n=cfg.n_fft)) ** 2
         return np.log(power.astype(np.float32) @ self.mel + np.float32(cfg.log_floor))
 

@@ -9,17 +9,28 @@ import numpy as np
 import torch
 
 from audio.features import StreamingLogMel
+from audio.mel import NumpyStreamingLogMel
 from model.checkpoint import LoadedModel
 from model.detector import Detector, DetectorConfig
 from model.labels import COMMANDS
+from model.numpy_network import NumpyNetwork
 from model.stream_update import StreamUpdate
 
 
 class StreamingRecognizer:
-    def __init__(self, model: LoadedModel, detector: DetectorConfig | None = None):
+    """`engine`: "numpy" steps the network with model/numpy_network.py (several times cheaper on the
+    small blocks of live audio; GRU models only), "torch" with the PyTorch module; "auto" picks numpy
+    where it can. Both give the same posteriors to float32 rounding (tests/test_numpy_network.py)."""
+
+    def __init__(self, model: LoadedModel, detector: DetectorConfig | None = None, engine: str = "auto"):
+        if engine not in ("auto", "numpy", "torch"):
+            raise ValueError(f"engine must be auto, numpy or torch, not {engine!r}")
         self.model = model
         self.network = model.network.eval()
-        self.frontend = StreamingLogMel(model.frontend)
+        self.numpy_network = NumpyNetwork.from_torch(self.network) if engine != "torch" else None
+        if engine == "numpy" and self.numpy_network is None:
+            raise ValueError(f"the numpy engine runs GRU networks only, not {self.network.cfg.cell}")
+        self.frontend = NumpyStreamingLogMel(model.frontend) if self.numpy_network else StreamingLogMel(model.frontend)
         cfg = detector or model.detector
         self.detector = Detector(cfg, model.labels, COMMANDS, model.frontend.hop_ms, model.frontend.window_ms)
         self.reset()
@@ -36,23 +47,32 @@ class StreamingRecognizer:
         """Back to the state of a freshly built recognizer (threshold changes are kept)."""
         self.frontend.reset()
         self.detector.reset()
-        self._state = self.network.initial_state(1)
+        self._state = self.numpy_network.initial_state() if self.numpy_network else self.network.initial_state(1)
         self._n_frames = 0
 
-    @torch.inference_mode()
     def process(self, samples: np.ndarray) -> StreamUpdate:
         """samples [n] float32 mono at the model's sample rate, any n."""
         frames = self.frontend.process(samples)
         start = self._n_frames
-        n_new = frames.shape[0]
-        if n_new == 0:
+        if frames.shape[0] == 0:
             n_labels = len(self.model.labels)
-            empty = np.zeros((0, n_labels), np.float32)
-            return StreamUpdate(start, frames.numpy(), empty,
+            return StreamUpdate(start, np.asarray(frames), np.zeros((0, n_labels), np.float32),
                                 np.zeros((0, self.network.cfg.hidden_size), np.float32), [])
         # All new frames go through the network in one call: the same recurrence, less Python per frame.
+        if self.numpy_network:
+            logits, self._state, hidden = self.numpy_network.forward(frames, self._state)
+        else:
+            logits, hidden = self._torch_step(frames)
+        smoothed, events = self.detector.process(_softmax(logits))
+        self._n_frames += frames.shape[0]
+        return StreamUpdate(start, np.asarray(frames), smoothed, hidden, events)
+
+    @torch.inference_mode()
+    def _torch_step(self, frames: torch.Tensor):
         logits, self._state, hidden = self.network(frames[None], self._state, return_hidden=True)
-        posteriors = torch.softmax(logits[0], dim=-1).numpy()
-        smoothed, events = self.detector.process(posteriors)
-        self._n_frames += n_new
-        return StreamUpdate(start, frames.numpy(), smoothed, hidden[0].numpy(), events)
+        return logits[0].numpy(), hidden[0].numpy()
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -1,0 +1,138 @@
+"""The trained GRU network's forward pass in numpy, for the streaming recognizer's small blocks.
+
+Why a second implementation: a 100 ms block is 10 frames, and at that size the work is dominated by
+per-operation overhead, not arithmetic. PyTorch's GRU runs ~60 dispatched operations per frame and
+layer (1.2 ms per block here); this file does the same maths in ~10 numpy calls per frame and layer,
+several times cheaper (docs/PERFORMANCE.md). Training, evaluation and the window re-run keep using
+`model/network.py`; tests/test_numpy_network.py holds the two to the same outputs.
+
+Only the GRU cell is supported (the shipped model's); `NumpyNetwork.from_torch` returns None for
+others and the recognizer then steps the torch network.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from model.network import PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, RecurrentClassifier
+
+_PCEN_BLOCK_FRAMES = 128   # as network._smooth: keeps decay^-j within float32
+
+
+def _array(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float32)
+
+
+class NumpyNetwork:
+    """frames [T, mel] + state -> (logits [T, C], new state, top-layer output [T, hidden]), batch of one."""
+
+    def __init__(self, net: RecurrentClassifier):
+        cfg = net.cfg
+        self.cfg = cfg
+        self.mean, self.inv_std = _array(net.feature_mean), 1.0 / _array(net.feature_std)
+        self.pcen = cfg.input_norm == "pcen"
+        if self.pcen:
+            self.alpha, self.delta, self.r = (np.exp(_array(getattr(net, f"pcen_log_{n}")))
+                                              for n in ("alpha", "delta", "r"))
+            self.delta_r = self.delta ** self.r
+            decay = np.float32(1.0 - PCEN_SMOOTHING)
+            self.decay_powers = (decay ** np.arange(_PCEN_BLOCK_FRAMES, dtype=np.float32))[:, None]
+        if net.conv is not None:
+            self.conv_w = _array(net.conv.weight.flatten(1)).T.copy()    # [mel * k, channels]
+            self.conv_b = _array(net.conv.bias)
+            self.norm_w, self.norm_b = _array(net.conv_norm.weight), _array(net.conv_norm.bias)
+            self.norm_eps = net.conv_norm.eps
+        self.has_conv = net.conv is not None
+        h = cfg.hidden_size
+        self.layers = []
+        for layer in range(cfg.n_layers):
+            w_ih, w_hh = (_array(getattr(net.rnn, f"weight_{k}_l{layer}")).T.copy() for k in ("ih", "hh"))
+            b_ih, b_hh = (_array(getattr(net.rnn, f"bias_{k}_l{layer}")) for k in ("ih", "hh"))
+            # The reset and update gates add both biases; the candidate's hidden bias sits inside r * (...),
+            # so it becomes an extra row of the recurrent matrix, met by a constant 1 after the state.
+            b_in = b_ih.copy()
+            b_in[:2 * h] += b_hh[:2 * h]
+            w_hh = np.vstack([w_hh, np.concatenate([np.zeros(2 * h, np.float32), b_hh[2 * h:]])])
+            # sigmoid(a) = 0.5 + 0.5 tanh(a / 2): the gates' columns are halved once here, and each step
+            # takes numpy's tanh (a tenth of scipy's expit's call cost on 256 values).
+            for array in (w_ih, w_hh, b_in):
+                array[..., :2 * h] *= 0.5
+            self.layers.append((w_ih, b_in, w_hh))
+        self.head_w, self.head_b = _array(net.head.weight).T.copy(), _array(net.head.bias)
+
+    @classmethod
+    def from_torch(cls, net: RecurrentClassifier) -> "NumpyNetwork | None":
+        return cls(net) if net.cfg.cell == "gru" else None
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        cfg = self.cfg
+        state = {"h": np.zeros((cfg.n_layers, cfg.hidden_size), np.float32)}
+        if self.pcen:
+            state["pcen"] = np.zeros(cfg.n_mels, np.float32)
+        if self.has_conv:
+            state["conv"] = np.zeros((cfg.conv_kernel_frames - 1, cfg.n_mels), np.float32)
+        return state
+
+    def forward(self, frames: np.ndarray, state: dict[str, np.ndarray]):
+        new_state: dict[str, np.ndarray] = {}
+        x = np.asarray(frames, np.float32)
+        if self.pcen:
+            x, new_state["pcen"] = self._pcen(x, state["pcen"])
+        x = (x - self.mean) * self.inv_std
+        if self.has_conv:
+            k = self.cfg.conv_kernel_frames
+            x = np.concatenate([state["conv"], x])
+            new_state["conv"] = x[x.shape[0] - (k - 1):]
+            rows, cols = x.strides
+            # [T, mel, k] windows, laid out as torch's unfold (sliding_window_view costs 4x the call)
+            windows = np.lib.stride_tricks.as_strided(x, (x.shape[0] - k + 1, x.shape[1], k), (rows, cols, rows),
+                                                      writeable=False)
+            x = windows.reshape(windows.shape[0], -1) @ self.conv_w + self.conv_b
+            mu = x.mean(1, keepdims=True)
+            x = x - mu
+            x = x / np.sqrt((x * x).mean(1, keepdims=True) + self.norm_eps) * self.norm_w + self.norm_b
+            x = 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))             # exact GELU, as F.gelu
+        hidden = np.empty((self.cfg.n_layers, self.cfg.hidden_size), np.float32)
+        for layer, (w_ih, b_in, w_hh) in enumerate(self.layers):
+            x, hidden[layer] = self._gru_layer(x @ w_ih + b_in, state["h"][layer], w_hh)
+        new_state["h"] = hidden
+        return x @ self.head_w + self.head_b, new_state, x
+
+    @staticmethod
+    def _gru_layer(gates_in: np.ndarray, h: np.ndarray, w_hh: np.ndarray):
+        """One layer over all frames; gates_in [T, 3H] is the input's share of every gate (PyTorch's
+        gate order: reset, update, candidate). Eleven numpy calls per frame: at 10 frames a call, call
+        overhead, not arithmetic, is what costs."""
+        n_hidden = h.shape[0]
+        # Row t holds the state after frame t followed by a 1 (for the bias row of w_hh): each row is
+        # the next step's input to the matrix product, written in place.
+        out = np.ones((gates_in.shape[0] + 1, n_hidden + 1), np.float32)
+        out[0, :n_hidden] = h
+        for t in range(gates_in.shape[0]):
+            h_and_1 = out[t]
+            gates_h = h_and_1 @ w_hh
+            rz = gates_in[t, :2 * n_hidden] + gates_h[:2 * n_hidden]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            candidate = rz[:n_hidden] * gates_h[2 * n_hidden:]
+            candidate += gates_in[t, 2 * n_hidden:]
+            np.tanh(candidate, out=candidate)
+            keep = h_and_1[:n_hidden] - candidate
+            keep *= rz[n_hidden:]
+            np.add(candidate, keep, out=out[t + 1, :n_hidden])
+        return out[1:, :n_hidden], out[-1, :n_hidden]
+
+    def _pcen(self, frames: np.ndarray, last: np.ndarray):
+        """As RecurrentClassifier.pcen, smoother in the same closed form per block."""
+        energy = np.exp(frames + np.float32(PCEN_LOG_SCALE))
+        decay = np.float32(1.0 - PCEN_SMOOTHING)
+        average = np.empty_like(energy)
+        for start in range(0, energy.shape[0], _PCEN_BLOCK_FRAMES):
+            block = energy[start:start + _PCEN_BLOCK_FRAMES]
+            powers = self.decay_powers[:block.shape[0]]
+            smoothed = powers * (decay * last + np.float32(PCEN_SMOOTHING) * np.cumsum(block / powers, axis=0))
+            average[start:start + block.shape[0]] = smoothed
+            last = smoothed[-1]
+        features = (energy / (np.float32(PCEN_EPS) + average) ** self.alpha + self.delta) ** self.r - self.delta_r
+        return features, last
