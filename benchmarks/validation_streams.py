@@ -13,7 +13,6 @@ import argparse
 import itertools
 import json
 
-import numpy as np
 
 from model.checkpoint import load_checkpoint
 from model.detector import DetectorConfig
