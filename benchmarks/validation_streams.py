@@ -13,7 +13,6 @@ import argparse
 import itertools
 import json
 
-
 from model.checkpoint import load_checkpoint
 from model.detector import DetectorConfig
 from model.stream_eval import StreamConfig, StreamScore, make_stream, score_stream
