@@ -185,20 +185,25 @@ def cmd_tune_detector(args) -> int:
     from model.checkpoint import CONFIG_FILE
     from model.data import DatasetError
     from model.stream_eval import StreamConfig, make_stream, score_stream
-    from model.tune import grid_search, replay, stream_posteriors, threshold_curve
+    from model.tune import grid_search, pooled_score, replay, stream_posteriors, threshold_curve
     model = _load_model(args.model)
     fs = model.frontend.sample_rate_hz
-    posteriors, spans = {}, {}
+    # Tuned on several validation streams pooled (one 600 s stream holds only ~140 command words);
+    # the test speakers' stream (seed --seed) is only scored.
+    seeds = {"validation": [args.seed + i for i in range(args.validation_streams)], "test": [args.seed]}
+    streams = {}
     try:
-        for split in ("validation", "test"):
-            samples, spans[split] = make_stream(args.data, split, StreamConfig(seconds=args.seconds, seed=args.seed),
-                                                model.frontend)
-            posteriors[split] = stream_posteriors(model, samples)
+        for split, split_seeds in seeds.items():
+            streams[split] = []
+            for seed in split_seeds:
+                samples, spans = make_stream(args.data, split, StreamConfig(seconds=args.seconds, seed=seed),
+                                             model.frontend)
+                streams[split].append((stream_posteriors(model, samples), spans, args.seconds))
         negatives = [read_audio(p, fs) for p in find_audio_files(args.false_alarm_audio)] if args.false_alarm_audio else []
     except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None
-    best, best_val, _ = grid_search(model, posteriors["validation"], spans["validation"], args.seconds)
-    test = score_stream(replay(model, posteriors["test"], best), spans["test"], args.seconds).as_dict()
+    best, best_val, _ = grid_search(model, streams["validation"])
+    test = pooled_score(model, streams["test"], best)
     summary = {"chosen": best.to_dict(), "validation": best_val, "test": test}
     if negatives:
         # Played back to back through one recognizer state, as one long recording would be.
@@ -206,8 +211,7 @@ def cmd_tune_detector(args) -> int:
         fa = score_stream(replay(model, stream_posteriors(model, joined), best), [], joined.size / fs).as_dict()
         summary["false_alarm_audio"] = {"minutes": joined.size / fs / 60, "false_alarms": fa["false_positives"],
                                         "per_hour": fa["false_alarms_per_hour"]}
-    curves = {split: threshold_curve(model, posteriors[split], spans[split], args.seconds, best)
-              for split in ("validation", "test")}
+    curves = {split: threshold_curve(model, streams[split], best) for split in ("validation", "test")}
     summary["curves"] = {split: [{"threshold": t, "correct_pct": s["correct_pct"],
                                   "false_alarms_per_hour": s["false_alarms_per_hour"]} for t, s in rows]
                          for split, rows in curves.items()}
@@ -343,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="Speech Commands folder")
     p.add_argument("--model", help=model_help)
     p.add_argument("--seconds", type=float, default=600.0, help="length of each generated stream")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the test stream and of the first validation stream")
+    p.add_argument("--validation-streams", type=int, default=3,
+                   help="validation streams (seeds --seed, --seed + 1, ...) pooled for the choice")
     p.add_argument("--false-alarm-audio", nargs="*", help="recordings without commands (e.g. coffee_orders)")
     p.add_argument("--plot", help="PNG for the correct-words vs false-alarms curve")
     p.add_argument("--write", action="store_true", help="store the chosen values as the model's defaults")

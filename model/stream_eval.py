@@ -121,3 +121,9 @@ def score_stream(events: list[Detection], spans: list[WordSpan], duration_s: flo
         else:
             wrong += 1
     return StreamScore(len(words), correct + wrong, correct, wrong, false_positives, duration_s / 3600)
+
+
+def pool_scores(scores: list[StreamScore]) -> StreamScore:
+    """Several streams' scores as one (counts and hours added)."""
+    return StreamScore(*(sum(getattr(score, name) for score in scores)
+                         for name in ("words", "matched", "correct", "wrong", "false_positives", "hours")))

@@ -15,7 +15,7 @@ from audio.features import LogMel
 from model.checkpoint import LoadedModel
 from model.detector import Detector, DetectorConfig
 from model.labels import COMMANDS
-from model.stream_eval import WordSpan, score_stream
+from model.stream_eval import WordSpan, pool_scores, score_stream
 
 SMOOTHING_MS = (50.0, 100.0, 150.0, 250.0, 400.0)
 SUPPRESSION_MS = (500.0, 750.0, 1000.0, 1500.0)
@@ -45,19 +45,23 @@ def objective(score: dict) -> float:
     return score["correct_pct"] - score["wrong_pct"] - 2.0 * score["false_positive_pct"]
 
 
-def grid_search(model: LoadedModel, posteriors: np.ndarray, spans: list[WordSpan], duration_s: float):
-    """Returns (best config, its score, all rows) over the SMOOTHING x SUPPRESSION x THRESHOLD grid."""
+def pooled_score(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSpan], float]],
+                 cfg: DetectorConfig) -> dict:
+    """One score over several (posteriors, spans, duration_s) streams, as if they were one recording."""
+    return pool_scores([score_stream(replay(model, posteriors, cfg), spans, duration_s)
+                        for posteriors, spans, duration_s in streams]).as_dict()
+
+
+def grid_search(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSpan], float]]):
+    """Returns (best config, its pooled score, all rows) over the SMOOTHING x SUPPRESSION x THRESHOLD grid."""
     rows = []
     for smoothing, suppression, threshold in itertools.product(SMOOTHING_MS, SUPPRESSION_MS, THRESHOLDS):
         cfg = DetectorConfig(smoothing_ms=smoothing, threshold=float(threshold), suppression_ms=suppression)
-        score = score_stream(replay(model, posteriors, cfg), spans, duration_s).as_dict()
-        rows.append((cfg, score))
+        rows.append((cfg, pooled_score(model, streams, cfg)))
     best_cfg, best_score = max(rows, key=lambda row: objective(row[1]))
     return best_cfg, best_score, rows
 
 
-def threshold_curve(model: LoadedModel, posteriors: np.ndarray, spans: list[WordSpan], duration_s: float,
+def threshold_curve(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSpan], float]],
                     cfg: DetectorConfig) -> list[tuple[float, dict]]:
-    return [(float(t), score_stream(replay(model, posteriors, replace(cfg, threshold=float(t))), spans,
-                                    duration_s).as_dict())
-            for t in THRESHOLDS]
+    return [(float(t), pooled_score(model, streams, replace(cfg, threshold=float(t)))) for t in THRESHOLDS]

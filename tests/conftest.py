@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,24 @@ def make_stream(placements: list[tuple[str, float]], total_s: float, noise_level
         start = int(start_s * rate)
         bed[start:start + clip.size] += clip[: n - start]
     return bed.astype(np.float32)
+
+
+TRAIN_WORDS = ("yes", "no", "stop", "go", "house")
+
+
+def make_dataset(root):
+    """Two 'speakers' per word for training, one for validation, one for test (copies of real clips,
+    the later ones with a little gain change so they are not bit-identical)."""
+    val, test = [], []
+    for word in TRAIN_WORDS:
+        (root / word).mkdir(parents=True)
+        samples, rate = sf.read(CLIPS_DIR / f"{word}.wav", dtype="float32")
+        for speaker, gain in (("aaaa0000", 1.0), ("bbbb1111", 0.8), ("cccc2222", 0.9), ("dddd3333", 1.1)):
+            sf.write(root / word / f"{speaker}_nohash_0.wav", samples * gain, rate)
+        val.append(f"{word}/cccc2222_nohash_0.wav")
+        test.append(f"{word}/dddd3333_nohash_0.wav")
+    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
+    (root / "_background_noise_").mkdir()
+    shutil.copy(DATA_DIR / "noise_running_tap.wav", root / "_background_noise_" / "tap.wav")
+    return root

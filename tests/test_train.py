@@ -1,7 +1,6 @@
 """A tiny model trained on a handful of real clips laid out as a Speech Commands folder."""
 import json
 from dataclasses import replace
-import shutil
 
 import numpy as np
 import soundfile as sf
@@ -13,33 +12,14 @@ from model.data import list_splits, load_eval_split
 from model.labels import LABELS
 from model.network import NetworkConfig
 from model.train import TrainConfig, train
-from conftest import CLIPS_DIR, DATA_DIR, run_cli
+from conftest import make_dataset, run_cli
 
-TRAIN_WORDS = ("yes", "no", "stop", "go", "house")
 # A tiny network that can learn 10 clips in seconds: no augmentation, no regularisation.
 QUIET = AugmentConfig(shift_ms=0, speed_min=1.0, speed_max=1.0, gain_db=0, noise_prob=0.0, reverb_prob=0.0,
                       time_masks=0, freq_masks=0)
 TINY = TrainConfig(epochs=40, batch_size=4, learning_rate=1e-2, warmup_epochs=1, ema_decay=0.5,
                    eval_every_epochs=10, chain_prob=0.0, seed=1, weight_decay=0.0, label_smoothing=0.0)
 TINY_NET = NetworkConfig(hidden_size=32, n_layers=1, conv_channels=0, dropout=0.0)
-
-
-def make_dataset(root):
-    """Two 'speakers' per word for training, one for validation, one for test (copies of real clips,
-    the later ones with a little gain change so they are not bit-identical)."""
-    val, test = [], []
-    for word in TRAIN_WORDS:
-        (root / word).mkdir(parents=True)
-        samples, rate = sf.read(CLIPS_DIR / f"{word}.wav", dtype="float32")
-        for speaker, gain in (("aaaa0000", 1.0), ("bbbb1111", 0.8), ("cccc2222", 0.9), ("dddd3333", 1.1)):
-            sf.write(root / word / f"{speaker}_nohash_0.wav", samples * gain, rate)
-        val.append(f"{word}/cccc2222_nohash_0.wav")
-        test.append(f"{word}/dddd3333_nohash_0.wav")
-    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
-    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
-    (root / "_background_noise_").mkdir()
-    shutil.copy(DATA_DIR / "noise_running_tap.wav", root / "_background_noise_" / "tap.wav")
-    return root
 
 
 def test_split_listing_follows_the_lists(tmp_path):
