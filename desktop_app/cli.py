@@ -18,9 +18,15 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def _load_model(model_dir: str | None):
-    from model.checkpoint import ModelLoadError, default_model_dir, load_checkpoint
+def _load_model(model_dir: str | None, streaming_only: bool = False):
+    """The model for a command; `streaming_only` commands (detect, stream-eval, listen) get the
+    torch-free NumpyModel where the network allows it: they start faster and use less memory."""
+    from model.model_config import ModelLoadError, default_model_dir
     try:
+        if streaming_only:
+            from model.streaming import load_streaming_model
+            return load_streaming_model(model_dir or default_model_dir())
+        from model.checkpoint import load_checkpoint
         return load_checkpoint(model_dir or default_model_dir())
     except ModelLoadError as exc:
         raise UserError(str(exc)) from None
@@ -78,7 +84,7 @@ def print_event(event, as_json: bool) -> None:
 
 def cmd_detect(args) -> int:
     from audio.io import AudioReadError
-    model = _load_model(args.model)
+    model = _load_model(args.model, streaming_only=True)
     try:
         for event in run_detection(model, [args.file], _detector_config(model, args)):
             print_event(event, args.json)
@@ -156,7 +162,7 @@ def cmd_stream_eval(args) -> int:
     import soundfile as sf
     from audio.io import AudioReadError, find_audio_files
     from model.stream_eval import read_labels, score_stream
-    model = _load_model(args.model)
+    model = _load_model(args.model, streaming_only=True)
     wavs = find_audio_files([args.wav])
     try:
         spans = read_labels(args.labels) if args.labels else []

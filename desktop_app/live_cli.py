@@ -67,9 +67,10 @@ def cmd_listen(args) -> int:
     except CaptureError as exc:
         raise UserError(str(exc)) from None
     from model.streaming import StreamingRecognizer
-    model = _load_model(args.model)
-    from desktop_app.model_loader import use_one_torch_thread
-    use_one_torch_thread()
+    model = _load_model(args.model, streaming_only=True)
+    if "torch" in sys.modules:   # a non-GRU model steps in torch
+        from desktop_app.model_loader import use_one_torch_thread
+        use_one_torch_thread()
     recognizer = StreamingRecognizer(model, _detector_config(model, args))
     source = MicrophoneSource(args.device, model.frontend.sample_rate_hz)
     announced = False

@@ -1,9 +1,10 @@
 """A model whose settings are known at once and whose network loads in a background thread.
 
-Why: `import torch` takes 2-3 s on a small machine (the pinned wheel is the CUDA build), most of the
-app's start-up. The window, the device list and the live spectrogram need only `config.json`, so the
-GUI shows and draws while torch loads; the worker keeps the audio heard meanwhile and runs the
-recognizer over it once the network is ready, so no command spoken during loading is lost.
+Why: the window, the device list and the live spectrogram need only `config.json`, so the GUI shows
+and draws while the network loads; the worker keeps the audio heard meanwhile and runs the
+recognizer over it once the network is ready, so no command spoken during loading is lost. A GRU
+network loads into numpy (model/numpy_network.py) in a fraction of a second; other cells need
+`import torch`, 2-3 s on a small machine (the pinned wheel is the CUDA build).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def use_one_torch_thread() -> None:
 class BackgroundModel:
     def __init__(self, spec: ModelSpec, loaded=None):
         self.spec = spec
-        self._loaded = loaded            # model.checkpoint.LoadedModel once ready
+        self._loaded = loaded            # a NumpyModel (GRU networks) or checkpoint.LoadedModel once ready
         self._error: str | None = None
         self._done = threading.Event()
         self._started = False
@@ -49,9 +50,10 @@ class BackgroundModel:
 
     def _load(self) -> None:
         try:
-            from model.checkpoint import load_checkpoint
-            use_one_torch_thread()
-            self._loaded = load_checkpoint(self.spec.path)
+            from model.streaming import load_streaming_model
+            if self.spec.network.cell != "gru":   # stepped in torch
+                use_one_torch_thread()
+            self._loaded = load_streaming_model(self.spec.path)
         except ModelLoadError as exc:
             self._error = str(exc)
         except Exception as exc:  # the loader thread must never die silently

@@ -7,6 +7,7 @@ weights on top of this.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,16 @@ from model.detector import DetectorConfig
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+
+
+# PCEN (Wang et al. 2017, "Trainable frontend for robust and far-field keyword spotting"): the smoother's
+# weight per 10 ms frame (a ~400 ms time constant) and the start values of the trainable exponents;
+# the energies are scaled as for 32-bit integer audio, the scale those defaults were chosen for.
+# (Here, not in model/network.py, so that the numpy forward pass needs no torch.)
+PCEN_SMOOTHING = 0.025
+PCEN_INIT = {"alpha": 0.98, "delta": 2.0, "r": 0.5}
+PCEN_LOG_SCALE = 31 * math.log(2.0)
+PCEN_EPS = 1e-6
 
 
 class ModelLoadError(Exception):

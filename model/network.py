@@ -14,19 +14,12 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from model.model_config import NetworkConfig
+from model.model_config import PCEN_EPS, PCEN_INIT, PCEN_LOG_SCALE, PCEN_SMOOTHING, NetworkConfig
 
 State = dict[str, torch.Tensor]
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 _INPUT_NORMS = ("fixed", "pcen")
-# PCEN (Wang et al. 2017, "Trainable frontend for robust and far-field keyword spotting"): the smoother's
-# weight per 10 ms frame (a ~400 ms time constant) and the start values of the trainable exponents;
-# the energies are scaled as for 32-bit integer audio, the scale those defaults were chosen for.
-PCEN_SMOOTHING = 0.025
-PCEN_INIT = {"alpha": 0.98, "delta": 2.0, "r": 0.5}
-PCEN_LOG_SCALE = 31 * math.log(2.0)
-PCEN_EPS = 1e-6
 
 
 def _smooth(energy: torch.Tensor, last: torch.Tensor, block_frames: int = 128):

@@ -6,48 +6,85 @@ layer (1.2 ms per block here); this file does the same maths in ~10 numpy calls 
 several times cheaper (docs/PERFORMANCE.md). Training, evaluation and the window re-run keep using
 `model/network.py`; tests/test_numpy_network.py holds the two to the same outputs.
 
-Only the GRU cell is supported (the shipped model's); `NumpyNetwork.from_torch` returns None for
-others and the recognizer then steps the torch network.
+It needs no torch: `load_numpy_model` reads the weights with safetensors' numpy loader, so the live
+app and `detect` never import torch (2-3 s and ~500 MB on a small machine) for a GRU model.
+Only the GRU cell is supported (the shipped model's); for others `NumpyNetwork.from_torch` returns
+None and `load_numpy_model` raises, and the callers step the torch network instead.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
 
-from model.network import PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, RecurrentClassifier
+from audio.config import FrontendConfig
+from model.detector import DetectorConfig
+from model.model_config import (PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, WEIGHTS_FILE, ModelLoadError, ModelSpec,
+                                NetworkConfig, read_model_spec)
 
 _PCEN_BLOCK_FRAMES = 128   # as network._smooth: keeps decay^-j within float32
 
 
-def _array(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().astype(np.float32)
+def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    """The weights a GRU RecurrentClassifier with this config stores, by state-dict name."""
+    shapes = {"feature_mean": (cfg.n_mels,), "feature_std": (cfg.n_mels,),
+              "head.weight": (cfg.n_labels, cfg.hidden_size), "head.bias": (cfg.n_labels,)}
+    if cfg.input_norm == "pcen":
+        shapes.update({f"pcen_log_{n}": (cfg.n_mels,) for n in ("alpha", "delta", "r")})
+    rnn_input = cfg.n_mels
+    if cfg.conv_channels:
+        shapes.update({"conv.weight": (cfg.conv_channels, cfg.n_mels, cfg.conv_kernel_frames),
+                       "conv.bias": (cfg.conv_channels,), "conv_norm.weight": (cfg.conv_channels,),
+                       "conv_norm.bias": (cfg.conv_channels,)})
+        rnn_input = cfg.conv_channels
+    for layer in range(cfg.n_layers):
+        shapes.update({f"rnn.weight_ih_l{layer}": (3 * cfg.hidden_size, rnn_input if layer == 0 else cfg.hidden_size),
+                       f"rnn.weight_hh_l{layer}": (3 * cfg.hidden_size, cfg.hidden_size),
+                       f"rnn.bias_ih_l{layer}": (3 * cfg.hidden_size,), f"rnn.bias_hh_l{layer}": (3 * cfg.hidden_size,)})
+    return shapes
 
 
 class NumpyNetwork:
     """frames [T, mel] + state -> (logits [T, C], new state, top-layer output [T, hidden]), batch of one."""
 
-    def __init__(self, net: RecurrentClassifier):
-        cfg = net.cfg
+    LAYER_NORM_EPS = 1e-5   # nn.LayerNorm's default, which network.py uses
+
+    def __init__(self, cfg: NetworkConfig, weights: dict[str, np.ndarray]):
+        """`weights`: the torch network's state dict as numpy arrays. Raises ValueError if they do not
+        fit `cfg` (missing, unexpected or misshapen)."""
+        if cfg.cell != "gru":
+            raise ValueError(f"the numpy forward pass runs GRU networks only, not {cfg.cell}")
+        shapes = expected_shapes(cfg)
+        problems = [f"{name} missing" for name in shapes if name not in weights]
+        problems += [f"{name} is {tuple(weights[name].shape)}, expected {shape}" for name, shape in shapes.items()
+                     if name in weights and tuple(weights[name].shape) != shape]
+        problems += [f"unexpected {name}" for name in weights if name not in shapes]
+        if problems:
+            raise ValueError("weights do not fit the network config: " + "; ".join(problems[:3]))
+
+        def w(name: str) -> np.ndarray:
+            return np.asarray(weights[name], np.float32)
+
         self.cfg = cfg
-        self.mean, self.inv_std = _array(net.feature_mean), 1.0 / _array(net.feature_std)
+        self.mean, self.inv_std = w("feature_mean"), 1.0 / w("feature_std")
         self.pcen = cfg.input_norm == "pcen"
         if self.pcen:
-            self.alpha, self.delta, self.r = (np.exp(_array(getattr(net, f"pcen_log_{n}")))
-                                              for n in ("alpha", "delta", "r"))
+            self.alpha, self.delta, self.r = (np.exp(w(f"pcen_log_{n}")) for n in ("alpha", "delta", "r"))
             self.delta_r = self.delta ** self.r
             decay = np.float32(1.0 - PCEN_SMOOTHING)
             self.decay_powers = (decay ** np.arange(_PCEN_BLOCK_FRAMES, dtype=np.float32))[:, None]
-        if net.conv is not None:
-            self.conv_w = _array(net.conv.weight.flatten(1)).T.copy()    # [mel * k, channels]
-            self.conv_b = _array(net.conv.bias)
-            self.norm_w, self.norm_b = _array(net.conv_norm.weight), _array(net.conv_norm.bias)
-            self.norm_eps = net.conv_norm.eps
-        self.has_conv = net.conv is not None
+        self.has_conv = bool(cfg.conv_channels)
+        if self.has_conv:
+            self.conv_w = w("conv.weight").reshape(cfg.conv_channels, -1).T.copy()    # [mel * k, channels]
+            self.conv_b = w("conv.bias")
+            self.norm_w, self.norm_b = w("conv_norm.weight"), w("conv_norm.bias")
         h = cfg.hidden_size
         self.layers = []
         for layer in range(cfg.n_layers):
-            w_ih, w_hh = (_array(getattr(net.rnn, f"weight_{k}_l{layer}")).T.copy() for k in ("ih", "hh"))
-            b_ih, b_hh = (_array(getattr(net.rnn, f"bias_{k}_l{layer}")) for k in ("ih", "hh"))
+            w_ih, w_hh = (w(f"rnn.weight_{k}_l{layer}").T.copy() for k in ("ih", "hh"))
+            b_ih, b_hh = (w(f"rnn.bias_{k}_l{layer}") for k in ("ih", "hh"))
             # The reset and update gates add both biases; the candidate's hidden bias sits inside r * (...),
             # so it becomes an extra row of the recurrent matrix, met by a constant 1 after the state.
             b_in = b_ih.copy()
@@ -58,11 +95,14 @@ class NumpyNetwork:
             for array in (w_ih, w_hh, b_in):
                 array[..., :2 * h] *= 0.5
             self.layers.append((w_ih, b_in, w_hh))
-        self.head_w, self.head_b = _array(net.head.weight).T.copy(), _array(net.head.bias)
+        self.head_w, self.head_b = w("head.weight").T.copy(), w("head.bias")
 
     @classmethod
-    def from_torch(cls, net: RecurrentClassifier) -> "NumpyNetwork | None":
-        return cls(net) if net.cfg.cell == "gru" else None
+    def from_torch(cls, net) -> "NumpyNetwork | None":
+        """From a RecurrentClassifier; None if its cell is not a GRU."""
+        if net.cfg.cell != "gru":
+            return None
+        return cls(net.cfg, {name: value.detach().cpu().numpy() for name, value in net.state_dict().items()})
 
     def initial_state(self) -> dict[str, np.ndarray]:
         cfg = self.cfg
@@ -90,7 +130,7 @@ class NumpyNetwork:
             x = windows.reshape(windows.shape[0], -1) @ self.conv_w + self.conv_b
             mu = x.mean(1, keepdims=True)
             x = x - mu
-            x = x / np.sqrt((x * x).mean(1, keepdims=True) + self.norm_eps) * self.norm_w + self.norm_b
+            x = x / np.sqrt((x * x).mean(1, keepdims=True) + self.LAYER_NORM_EPS) * self.norm_w + self.norm_b
             x = 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))             # exact GELU, as F.gelu
         hidden = np.empty((self.cfg.n_layers, self.cfg.hidden_size), np.float32)
         for layer, (w_ih, b_in, w_hh) in enumerate(self.layers):
@@ -136,3 +176,32 @@ class NumpyNetwork:
             last = smoothed[-1]
         features = (energy / (np.float32(PCEN_EPS) + average) ** self.alpha + self.delta) ** self.r - self.delta_r
         return features, last
+
+
+@dataclass
+class NumpyModel:
+    """A model folder loaded for streaming without torch (what `load_checkpoint` is for the rest)."""
+    network: NumpyNetwork
+    labels: tuple[str, ...]
+    frontend: FrontendConfig
+    detector: DetectorConfig
+    extra: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
+
+
+def load_numpy_model(folder: str | Path) -> NumpyModel:
+    """Raises ModelLoadError for a missing/corrupt folder or weights, and for a non-GRU network
+    (check `read_model_spec(folder).network.cell` first to fall back to torch)."""
+    from safetensors.numpy import load_file
+    spec = read_model_spec(folder)
+    path = spec.path / WEIGHTS_FILE
+    try:
+        weights = load_file(str(path))
+        network = NumpyNetwork(spec.network, weights)
+    except Exception as exc:  # safetensors raises its own error type for a damaged header
+        raise ModelLoadError(f"{path} could not be loaded ({str(exc).splitlines()[0]})") from None
+    return NumpyModel(network, spec.labels, spec.frontend, spec.detector, spec.extra, spec.path)

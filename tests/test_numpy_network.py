@@ -1,14 +1,21 @@
 """The numpy forward pass (what the streaming recognizer steps) must equal the PyTorch network."""
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 import pytest
 import torch
 
 from audio.config import FrontendConfig
 from audio.features import LogMel
-from conftest import make_stream
-from model.model_config import NetworkConfig
+from conftest import REPO_ROOT, make_stream
+from model.checkpoint import default_model_dir, load_checkpoint
+from model.model_config import ModelLoadError, NetworkConfig
 from model.network import RecurrentClassifier
-from model.numpy_network import NumpyNetwork
+from model.numpy_network import NumpyNetwork, load_numpy_model
 from model.streaming import StreamingRecognizer
 
 
@@ -85,3 +92,38 @@ def _loaded(net):
     from model.detector import DetectorConfig
     from model.labels import LABELS
     return LoadedModel(net, LABELS, FrontendConfig(), DetectorConfig(), {})
+
+
+def test_numpy_model_loads_without_torch_and_detects_like_the_checkpoint(speech):
+    """In a fresh process: the shipped model's weights read straight into numpy, torch never
+    imported, and the events are those the torch checkpoint's recognizer reports here."""
+    code = ("import json, sys, numpy as np\n"
+            "from model.model_config import default_model_dir\n"
+            "from model.streaming import StreamingRecognizer, load_streaming_model\n"
+            "r = StreamingRecognizer(load_streaming_model(default_model_dir()))\n"
+            "x = np.load(sys.argv[1])\n"
+            "ev = [(e.time_s, e.label) for i in range(0, x.size, 1600) for e in r.process(x[i:i + 1600]).events]\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'events': ev}))\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", speech)
+        out = subprocess.run([sys.executable, "-c", code, f"{tmp}/x.npy"], capture_output=True, text=True,
+                             cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["torch"] is False
+    reference = StreamingRecognizer(load_checkpoint(default_model_dir()), engine="torch")
+    expected = [[e.time_s, e.label] for i in range(0, speech.size, 1600) for e in reference.process(speech[i:i + 1600]).events]
+    assert result["events"] == expected and expected
+
+
+def test_damaged_or_mismatched_weights_are_clear_load_errors(tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(default_model_dir(), folder)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="model.safetensors could not be loaded"):
+        load_numpy_model(folder)
+    shutil.copy(default_model_dir() / "model.safetensors", folder / "model.safetensors")
+    config = (folder / "config.json").read_text().replace('"hidden_size": 128', '"hidden_size": 96')
+    (folder / "config.json").write_text(config)
+    with pytest.raises(ModelLoadError, match="do not fit the network config"):
+        load_numpy_model(folder)
