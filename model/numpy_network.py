@@ -2,12 +2,13 @@
 
 Why a second implementation: a 100 ms block is 10 frames, and at that size the work is dominated by
 per-operation overhead, not arithmetic. PyTorch's GRU runs ~60 dispatched operations per frame and
-layer (1.2 ms per block here); this file does the same maths in ~10 numpy calls per frame and layer,
-several times cheaper (docs/PERFORMANCE.md). Training, evaluation and the window re-run keep using
-`model/network.py`; tests/test_numpy_network.py holds the two to the same outputs.
+layer; this file does the same maths in ~11 numpy calls per frame and layer: the whole recognizer at
+100 ms blocks costs 0.0082 of a core instead of 0.019 (docs/PERFORMANCE.md). Training, evaluation and
+the batched paths keep using `model/network.py`; tests/test_numpy_network.py holds the two to the
+same outputs.
 
 It needs no torch: `load_numpy_model` reads the weights with safetensors' numpy loader, so the live
-app and `detect` never import torch (2-3 s and ~500 MB on a small machine) for a GRU model.
+app and `detect` never import torch (2-3 s and ~600 MB on this machine) for a GRU model.
 Only the GRU cell is supported (the shipped model's); for others `NumpyNetwork.from_torch` returns
 None and `load_numpy_model` raises, and the callers step the torch network instead.
 """
