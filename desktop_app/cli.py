@@ -35,7 +35,7 @@ def _load_model(model_dir: str | None, streaming_only: bool = False):
 def _detector_config(model, args):
     from dataclasses import replace
     cfg = model.detector
-    for name in ("threshold", "smoothing_ms", "suppression_ms"):
+    for name in ("threshold", "smoothing_ms", "suppression_ms", "isolation_gate"):
         value = getattr(args, name, None)
         if value is not None:
             cfg = replace(cfg, **{name: value})
@@ -208,7 +208,7 @@ def cmd_tune_detector(args) -> int:
         negatives = [read_audio(p, fs) for p in find_audio_files(args.false_alarm_audio)] if args.false_alarm_audio else []
     except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None
-    best, best_val, _ = grid_search(model, streams["validation"])
+    best, best_val, _ = grid_search(model, streams["validation"], args.isolation_gate)
     test = pooled_score(model, streams["test"], best)
     summary = {"chosen": best.to_dict(), "validation": best_val, "test": test}
     if negatives:
@@ -275,6 +275,9 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="smoothed probability needed to fire (model default)")
     parser.add_argument("--smoothing-ms", type=float, help="posterior averaging window (model default)")
     parser.add_argument("--suppression-ms", type=float, help="quiet time after a detection (model default)")
+    parser.add_argument("--isolation-gate", type=float,
+                        help="ignore commands coming out of running speech: the largest mean _unknown_ "
+                             "probability allowed 1000-400 ms before one (e.g. 0.5; 0 = off, the default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-streams", type=int, default=3,
                    help="validation streams (seeds --seed, --seed + 1, ...) pooled for the choice")
     p.add_argument("--false-alarm-audio", nargs="*", help="recordings without commands (e.g. coffee_orders)")
+    p.add_argument("--isolation-gate", type=float, default=0.0,
+                   help="fixed isolation gate for every setting tried (0 = off; see docs/PERFORMANCE.md)")
     p.add_argument("--plot", help="PNG for the correct-words vs false-alarms curve")
     p.add_argument("--write", action="store_true", help="store the chosen values as the model's defaults")
     p.set_defaults(func=cmd_tune_detector)

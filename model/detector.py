@@ -5,6 +5,11 @@ label, fire when it is a command whose averaged score passes the threshold and n
 within the suppression time. A recurrent model's posterior can stay high for a second after a word,
 so a label that fired is also disarmed until its score falls below `rearm_ratio` x threshold: one
 event per spoken word, however long the posterior lingers.
+
+Optional isolation gate (`isolation_gate` > 0): a command does not fire when the mean `_unknown_`
+posterior from 1000 to 400 ms before it exceeds the gate, i.e. when it comes out of running speech.
+Commands are said as isolated words; most false alarms in conversation come mid-sentence
+(benchmarks/isolation_gate.py, docs/PERFORMANCE.md). Off by default.
 """
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio.config import DictConfig
+from model.labels import UNKNOWN
+
+GATE_WINDOW_MS = (1000.0, 400.0)   # the isolation gate looks at this stretch before a candidate event
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,7 @@ class DetectorConfig(DictConfig):
     threshold: float = 0.6
     suppression_ms: float = 750.0
     rearm_ratio: float = 0.5
+    isolation_gate: float = 0.0    # 0: off; else the largest mean `_unknown_` posterior allowed before a command
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,15 @@ class Detector:
         self.labels = labels
         self.hop_ms = hop_ms
         self.is_command = np.array([label in command_labels for label in labels])
+        self.unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+        self.gate_frames = tuple(int(round(ms / hop_ms)) for ms in GATE_WINDOW_MS)   # (from, to) frames back
         self.smoothing_frames = max(1, int(round(cfg.smoothing_ms / hop_ms)))
         self.suppression_frames = int(round(cfg.suppression_ms / hop_ms))
         self.reset()
 
     def reset(self) -> None:
         self._tail = np.zeros((0, len(self.labels)))   # the last smoothing_frames - 1 posteriors
+        self._unknown_tail = np.zeros(0)                # the last gate_frames[0] `_unknown_` posteriors
         self._frame = 0                                 # frames processed so far
         self._last_fire_frame: int | None = None        # 1-based number of the frame that fired last
         self._disarmed_label: int | None = None
@@ -68,12 +80,22 @@ class Detector:
         smoothed = (sums[ends] - sums[starts]) / (ends - starts)[:, None]  # a window grows at the start
         self._tail = history[max(0, history.shape[0] - (self.smoothing_frames - 1)):]
 
+        gated = self.cfg.isolation_gate > 0 and self.unknown is not None
+        if gated:
+            unknown = np.concatenate([self._unknown_tail, history[m:, self.unknown]])
+            u = unknown.shape[0] - n       # index in `unknown` of this block's first frame
+            self._unknown_tail = unknown[max(0, unknown.shape[0] - self.gate_frames[0]):]
+
         threshold, rearm_level = self.threshold, self.threshold * self.cfg.rearm_ratio
         top = np.argmax(smoothed, axis=1)
         score = smoothed[np.arange(n), top]
         events: list[Detection] = []
         disarmed_from = 0   # rows of this block where the disarmed label may have re-armed
         for i in np.flatnonzero(self.is_command[top] & (score >= threshold)):
+            if gated:
+                before = unknown[max(0, u + i - self.gate_frames[0]):max(0, u + i - self.gate_frames[1])]
+                if before.size and before.mean() > self.cfg.isolation_gate:
+                    continue
             label = int(top[i])
             if label == self._disarmed_label:
                 if (smoothed[disarmed_from:i + 1, label] >= rearm_level).all():

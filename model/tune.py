@@ -52,11 +52,14 @@ def pooled_score(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSp
                         for posteriors, spans, duration_s in streams]).as_dict()
 
 
-def grid_search(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSpan], float]]):
-    """Returns (best config, its pooled score, all rows) over the SMOOTHING x SUPPRESSION x THRESHOLD grid."""
+def grid_search(model: LoadedModel, streams: list[tuple[np.ndarray, list[WordSpan], float]],
+                isolation_gate: float = 0.0):
+    """Returns (best config, its pooled score, all rows) over the SMOOTHING x SUPPRESSION x THRESHOLD
+    grid; `isolation_gate` is fixed (chosen on other grounds, see docs/PERFORMANCE.md)."""
     rows = []
     for smoothing, suppression, threshold in itertools.product(SMOOTHING_MS, SUPPRESSION_MS, THRESHOLDS):
-        cfg = DetectorConfig(smoothing_ms=smoothing, threshold=float(threshold), suppression_ms=suppression)
+        cfg = DetectorConfig(smoothing_ms=smoothing, threshold=float(threshold), suppression_ms=suppression,
+                             isolation_gate=isolation_gate)
         rows.append((cfg, pooled_score(model, streams, cfg)))
     best_cfg, best_score = max(rows, key=lambda row: objective(row[1]))
     return best_cfg, best_score, rows

@@ -16,4 +16,4 @@ for f in "${orders[@]:60}"; do ln -sf "$(realpath "$f")" runs/coffee_heldout/; d
     --extra-unknown "$data/fsdd/recordings" "$data/precise_community/not-wake-words/en" runs/coffee_train \
     --extra-unknown-share 0.25 --input-norm pcen --seed 1
 .venv/bin/speechcmd tune-detector --data "$data/speech_commands" --model "$out" \
-    --false-alarm-audio runs/coffee_heldout --plot docs/detection_curve.png --write
+    --isolation-gate 0.5 --false-alarm-audio runs/coffee_heldout --plot docs/detection_curve.png --write

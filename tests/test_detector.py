@@ -108,3 +108,14 @@ def test_blocks_of_any_size_give_the_frame_by_frame_events():
             for start in range(0, len(posteriors), block):
                 events += det.process(posteriors[start:start + block])[1]
             assert [(e.time_s, e.label) for e in events] == expected, (cfg, block)
+
+
+def test_isolation_gate_drops_commands_out_of_running_speech_in_any_blocks():
+    # "yes" right after 1 s of other speech, then "yes" after 1.5 s of silence.
+    posteriors = _frames([(UNKNOWN, 0.95, 100), (YES, 0.9, 30), (SILENCE, 1.0, 150), (YES, 0.9, 30), (SILENCE, 1.0, 20)])
+    plain = _detector(smoothing_ms=30, threshold=0.6, suppression_ms=300).process(posteriors)[1]
+    assert [e.label for e in plain] == ["yes", "yes"]
+    for block in (1, 7, 64, len(posteriors)):
+        gated = _detector(smoothing_ms=30, threshold=0.6, suppression_ms=300, isolation_gate=0.5)
+        events = [e for i in range(0, len(posteriors), block) for e in gated.process(posteriors[i:i + block])[1]]
+        assert events == plain[1:], (block, events)       # only the isolated word
