@@ -52,6 +52,8 @@ DEFAULT_QUEUE_MS = 2000.0
 # A running stream that delivers nothing for this long is treated as lost. PulseAudio (through the
 # ALSA plugin) can take about 1 s to deliver the first block of a new stream, so keep this well above.
 DEFAULT_STALL_S = 4.0
+# How long stop() waits for PortAudio to close a stream before abandoning it (a dead audio server).
+STREAM_CLOSE_TIMEOUT_S = 2.0
 
 
 class Pacer:
@@ -276,14 +278,22 @@ class MicrophoneSource:
         if stream is None:
             return
         sd = _sounddevice()
-        try:
-            stream.abort()  # abort, not stop: do not wait for buffers of a device that may be gone
-        except sd.PortAudioError:
-            pass
-        try:
-            stream.close()
-        except sd.PortAudioError:
-            pass
+
+        def close() -> None:
+            try:
+                stream.abort()  # abort, not stop: do not wait for buffers of a device that may be gone
+            except sd.PortAudioError:
+                pass
+            try:
+                stream.close()
+            except sd.PortAudioError:
+                pass
+        # PortAudio's abort can block for good when the audio server died under the stream (seen with
+        # PulseAudio killed mid-stream): close on a helper thread and give up on it after a while,
+        # so that stopping (and the app) never hangs on a vanished device.
+        closer = threading.Thread(target=close, name="close-input-stream", daemon=True)
+        closer.start()
+        closer.join(STREAM_CLOSE_TIMEOUT_S)
         while True:
             try:
                 self._queue.get_nowait()
