@@ -21,6 +21,7 @@ at program start.
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
@@ -100,12 +101,19 @@ class InputDevice:
         return f"{self.index}: {self.name} [{self.host_api}, {self.default_rate_hz} Hz]{mark}"
 
 
+# Streams whose close never returned (their audio server died under them). PortAudio cannot be
+# terminated while one exists: Pa_Terminate would wait for it forever.
+_stuck_streams: list = []
+
+
 def rescan_devices() -> None:
     """Make PortAudio look for devices again (it enumerates them only once, when initialised).
 
     Needed after a device is plugged in or an audio server starts. Must not be called while a stream
-    is open.
+    is open. Does nothing after a stream got stuck on a dead audio server (the list stays as it was).
     """
+    if _stuck_streams:
+        return
     sd = _sounddevice()
     # sounddevice has no public re-scan; terminate/initialize is the documented-in-issues way.
     sd._terminate()
@@ -294,6 +302,12 @@ class MicrophoneSource:
         closer = threading.Thread(target=close, name="close-input-stream", daemon=True)
         closer.start()
         closer.join(STREAM_CLOSE_TIMEOUT_S)
+        if closer.is_alive():
+            _stuck_streams.append(stream)
+            # sounddevice terminates PortAudio at exit, which would now hang the process's exit too.
+            exit_handler = getattr(sd, "_exit_handler", None)
+            if exit_handler is not None:
+                atexit.unregister(exit_handler)
         while True:
             try:
                 self._queue.get_nowait()

@@ -293,3 +293,28 @@ def test_the_cli_loads_neither_qt_nor_portaudio_until_a_live_command_needs_them(
             "import audio.capture; print('PySide6' in sys.modules, 'sounddevice' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_a_stream_stuck_on_a_dead_audio_server_does_not_hang_stop_rescan_or_exit(fake_sd, monkeypatch):
+    """PortAudio's abort can block for good once the audio server died under the stream."""
+    monkeypatch.setattr(capture, "STREAM_CLOSE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(capture, "_stuck_streams", [])
+    unregistered = []
+    monkeypatch.setattr(capture.atexit, "unregister", unregistered.append)
+    fake_sd.terminated = 0
+    fake_sd._terminate = lambda: setattr(fake_sd, "terminated", fake_sd.terminated + 1)
+    fake_sd._initialize = lambda: None
+    fake_sd._exit_handler = lambda: None
+    capture.rescan_devices()
+    assert fake_sd.terminated == 1                 # a normal re-scan restarts PortAudio
+    source = MicrophoneSource(None, RATE_HZ)
+    source.start()
+    stuck = threading.Event()
+    monkeypatch.setattr(source._stream, "abort", lambda: stuck.wait())     # never returns on its own
+    started = time.monotonic()
+    source.stop()
+    assert time.monotonic() - started < 1.0
+    capture.rescan_devices()
+    assert fake_sd.terminated == 1                 # terminating PortAudio now would wait forever
+    assert unregistered == [fake_sd._exit_handler]   # ... and so would sounddevice's exit handler
+    stuck.set()
