@@ -3,7 +3,7 @@
 Why a second implementation: a 100 ms block is 10 frames, and at that size the work is dominated by
 per-operation overhead, not arithmetic. PyTorch's GRU runs ~60 dispatched operations per frame and
 layer; this file does the same maths in ~11 numpy calls per frame and layer: the whole recognizer at
-100 ms blocks costs 0.0082 of a core instead of 0.019 (docs/PERFORMANCE.md). Training, evaluation and
+100 ms blocks costs about half as much (docs/PERFORMANCE.md). Training, evaluation and
 the batched paths keep using `model/network.py`; tests/test_numpy_network.py holds the two to the
 same outputs.
 
