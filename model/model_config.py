@@ -26,6 +26,7 @@ PCEN_SMOOTHING = 0.025
 PCEN_INIT = {"alpha": 0.98, "delta": 2.0, "r": 0.5}
 PCEN_LOG_SCALE = 31 * math.log(2.0)
 PCEN_EPS = 1e-6
+PCEN_BLOCK_FRAMES = 128   # the smoother's closed form runs per block of this many frames: keeps d^-j in float32
 
 
 class ModelLoadError(Exception):

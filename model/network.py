@@ -14,7 +14,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from model.model_config import PCEN_EPS, PCEN_INIT, PCEN_LOG_SCALE, PCEN_SMOOTHING, NetworkConfig
+from model.model_config import (PCEN_BLOCK_FRAMES, PCEN_EPS, PCEN_INIT, PCEN_LOG_SCALE, PCEN_SMOOTHING,
+                                NetworkConfig)
 
 State = dict[str, torch.Tensor]
 
@@ -22,7 +23,7 @@ _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 _INPUT_NORMS = ("fixed", "pcen")
 
 
-def _smooth(energy: torch.Tensor, last: torch.Tensor, block_frames: int = 128):
+def _smooth(energy: torch.Tensor, last: torch.Tensor, block_frames: int = PCEN_BLOCK_FRAMES):
     """The first-order smoother m_t = (1 - s) m_{t-1} + s e_t over [B, T, mel], without a Python step
     per frame (that loop cost a third of a streaming call): in closed form per block,
     m_t = d^t (d m_0 + s * cumsum_j<=t e_j d^-j) with d = 1 - s. Blocks keep d^-j within float32."""

@@ -22,10 +22,8 @@ from scipy.special import erf
 
 from audio.config import FrontendConfig
 from model.detector import DetectorConfig
-from model.model_config import (PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, WEIGHTS_FILE, ModelLoadError, ModelSpec,
-                                NetworkConfig, read_model_spec)
-
-_PCEN_BLOCK_FRAMES = 128   # as network._smooth: keeps decay^-j within float32
+from model.model_config import (PCEN_BLOCK_FRAMES, PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, WEIGHTS_FILE,
+                                ModelLoadError, ModelSpec, NetworkConfig, read_model_spec)
 
 
 def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
@@ -75,7 +73,7 @@ class NumpyNetwork:
             self.alpha, self.delta, self.r = (np.exp(w(f"pcen_log_{n}")) for n in ("alpha", "delta", "r"))
             self.delta_r = self.delta ** self.r
             decay = np.float32(1.0 - PCEN_SMOOTHING)
-            self.decay_powers = (decay ** np.arange(_PCEN_BLOCK_FRAMES, dtype=np.float32))[:, None]
+            self.decay_powers = (decay ** np.arange(PCEN_BLOCK_FRAMES, dtype=np.float32))[:, None]
         self.has_conv = bool(cfg.conv_channels)
         if self.has_conv:
             self.conv_w = w("conv.weight").reshape(cfg.conv_channels, -1).T.copy()    # [mel * k, channels]
@@ -169,8 +167,8 @@ class NumpyNetwork:
         energy = np.exp(frames + np.float32(PCEN_LOG_SCALE))
         decay = np.float32(1.0 - PCEN_SMOOTHING)
         average = np.empty_like(energy)
-        for start in range(0, energy.shape[0], _PCEN_BLOCK_FRAMES):
-            block = energy[start:start + _PCEN_BLOCK_FRAMES]
+        for start in range(0, energy.shape[0], PCEN_BLOCK_FRAMES):
+            block = energy[start:start + PCEN_BLOCK_FRAMES]
             powers = self.decay_powers[:block.shape[0]]
             smoothed = powers * (decay * last + np.float32(PCEN_SMOOTHING) * np.cumsum(block / powers, axis=0))
             average[start:start + block.shape[0]] = smoothed

@@ -29,7 +29,7 @@ def load_streaming_model(folder: str | Path):
 
 class StreamingRecognizer:
     """`model`: a NumpyModel (stepped in numpy, no torch) or a checkpoint.LoadedModel, whose network
-    `engine` "numpy" steps with model/numpy_network.py (several times cheaper on the small blocks of
+    `engine` "numpy" steps with model/numpy_network.py (about half the cost on the small blocks of
     live audio; GRU only), "torch" with the PyTorch module, "auto" in numpy where it can. Both give
     the same posteriors to float32 rounding (tests/test_numpy_network.py)."""
 
