@@ -129,6 +129,7 @@ def cmd_train(args) -> int:
         for teacher in args.teacher:
             read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
         result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
+                       extra_words=args.extra_words,
                        show_progress=not args.quiet, teachers=args.teacher)
     except (DatasetError, ModelLoadError) as exc:
         raise UserError(str(exc)) from None
@@ -322,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=2, help="epochs between validation runs")
     p.add_argument("--max-clips", type=int, default=0, help="use only this many clips per split (quick runs)")
     p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
+    p.add_argument("--extra-words", nargs="*", default=[],
+                   help="folders of word folders (e.g. synthetic speech) added to training, labelled by folder")
     p.add_argument("--extra-unknown-share", type=float, default=0.15,
                    help="extra unknown clips per training word clip, split evenly between the paths")
     p.add_argument("--negative-frame-weight", type=float, default=0.0,

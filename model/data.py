@@ -44,6 +44,13 @@ def word_to_label(word: str) -> str:
     return word if word in COMMANDS else UNKNOWN
 
 
+def word_clips(root: Path) -> list[tuple[str, str]]:
+    """[(relative path, label)] of the audio files in the word folders under `root`."""
+    return [(f"{word_dir.name}/{clip.name}", word_to_label(word_dir.name))
+            for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+            for clip in sorted(word_dir.iterdir()) if clip.suffix.lower() in AUDIO_SUFFIXES]
+
+
 def list_splits(root: str | Path) -> dict[str, list[tuple[str, str]]]:
     """{split: [(relative path, label)]} for the word clips of a Speech Commands folder."""
     root = Path(root)
@@ -56,13 +63,9 @@ def list_splits(root: str | Path) -> dict[str, list[tuple[str, str]]]:
             raise DatasetError(f"{root} has no {name} (expected the Speech Commands layout)")
         lists[split] = {line.strip() for line in list_path.read_text().splitlines() if line.strip()}
     splits: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
-    for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        for clip in sorted(word_dir.iterdir()):
-            if clip.suffix.lower() not in AUDIO_SUFFIXES:
-                continue
-            rel = f"{word_dir.name}/{clip.name}"
-            split = "validation" if rel in lists["validation"] else "test" if rel in lists["test"] else "train"
-            splits[split].append((rel, word_to_label(word_dir.name)))
+    for rel, label in word_clips(root):
+        split = "validation" if rel in lists["validation"] else "test" if rel in lists["test"] else "train"
+        splits[split].append((rel, label))
     if not splits["train"]:
         raise DatasetError(f"{root} has no training clips in word folders")
     return splits

@@ -245,9 +245,12 @@ def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
           frontend: FrontendConfig = FrontendConfig(), aug: AugmentConfig = AugmentConfig(),
           extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
-          show_progress: bool = True, teachers: list[str] | None = None) -> TrainResult:
+          show_progress: bool = True, teachers: list[str] | None = None,
+          extra_words: list[str] | None = None) -> TrainResult:
     """`teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
-    also learns from (knowledge distillation: an ensemble's accuracy in one network's size)."""
+    also learns from (knowledge distillation: an ensemble's accuracy in one network's size).
+    `extra_words`: folders of word folders (e.g. scripts/synthesize_words.py's) whose every clip
+    joins training, labelled by its folder's word."""
     started = time.time()
     out_dir = Path(out_dir)
     torch.manual_seed(cfg.seed)
@@ -271,6 +274,13 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         train_set = data.concat(train_set, extra)
     else:
         extra = None
+    n_extra_words = 0
+    for folder in extra_words or []:
+        if not Path(folder).is_dir():
+            raise data.DatasetError(f"extra words folder {folder} does not exist")
+        words = data.load_clips(folder, data.word_clips(Path(folder)), frontend)
+        n_extra_words += len(words)
+        train_set = data.concat(train_set, words)
 
     log_mel = LogMel(frontend)
     network = RecurrentClassifier(net_cfg)
@@ -366,6 +376,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     summary = {
         "data": {"folder": str(data_dir), **{f"{s}_clips": len(v) for s, v in splits.items()},
                  "train_silence_share": cfg.silence_share, "extra_unknown_clips": len(extra) if extra else 0,
+                 "extra_word_clips": n_extra_words,
                  "eval_silence_clips": {s: int((v.labels == LABELS.index(SILENCE)).sum()) for s, v in eval_sets.items()}},
         "metrics": {s: {"accuracy": r["accuracy"], "clips": r["clips"]} for s, r in report["splits"].items()},
         "training": {"train": asdict(cfg), "augment": asdict(aug), "minutes": round(minutes, 2),
