@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -278,7 +279,14 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     for folder in extra_words or []:
         if not Path(folder).is_dir():
             raise data.DatasetError(f"extra words folder {folder} does not exist")
-        words = data.load_clips(folder, data.word_clips(Path(folder)), frontend)
+        items = data.word_clips(Path(folder))
+        if not items:
+            raise data.DatasetError(f"extra words folder {folder} has no word folders with audio files "
+                                    f"(expected e.g. {folder}/yes/*.wav)")
+        words = data.load_clips(folder, items, frontend)
+        if len(words) < len(items):
+            print(f"warning: {len(items) - len(words)} of {len(items)} files in {folder} could not be read; "
+                  "training goes on without them", file=sys.stderr)
         n_extra_words += len(words)
         train_set = data.concat(train_set, words)
 

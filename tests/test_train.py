@@ -62,24 +62,30 @@ def test_train_rejects_a_folder_without_the_layout(tmp_path):
     assert "validation_list.txt" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_extra_words_join_training_labelled_by_their_folder(tmp_path):
+def test_extra_words_join_training_labelled_by_their_folder(tmp_path, capsys):
     data = make_dataset(tmp_path / "sc")
     extra = tmp_path / "extra"
     for word, source in (("yes", "yes"), ("zebra", "house")):   # a word outside the commands is `_unknown_`
         (extra / word).mkdir(parents=True)
         samples, rate = sf.read(data / source / "aaaa0000_nohash_0.wav", dtype="float32")
         sf.write(extra / word / "mine_0.wav", samples * 0.7, rate)
-    (extra / word / "notes.txt").write_text("not audio")
+    (extra / word / "notes.txt").write_text("not audio")                   # not an audio file: not listed
+    (extra / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")     # listed, unreadable: skipped
     result = train(data, tmp_path / "model", TINY_NET, replace(TINY, epochs=2), aug=QUIET, show_progress=False,
                    extra_words=[str(extra)])
     assert load_checkpoint(tmp_path / "model").extra["data"]["extra_word_clips"] == 2
     labels = result.report["splits"]["train"]["confusion"]
     assert sum(labels[LABELS.index("yes")]) == 2 + 1 and sum(labels[LABELS.index("_unknown_")]) == 2 + 1
+    assert "1 of 3 files" in capsys.readouterr().err
 
     out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--quiet",
                   "--extra-words", str(tmp_path / "missing"))
     assert out.returncode == 1
     assert "missing" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "empty").mkdir()
+    out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--quiet", "--extra-words",
+                  str(tmp_path / "empty"))
+    assert out.returncode == 1 and "no word folders" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_negative_frame_targets_cover_only_negative_clips_after_the_delay():
