@@ -16,8 +16,8 @@ import numpy as np
 
 from audio.io import find_audio_files, read_audio
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.labels import COMMANDS, UNKNOWN
-from model.stream_eval import StreamConfig, make_stream
+from model.labels import UNKNOWN
+from model.stream_eval import StreamConfig, make_stream, match_events
 from model.tune import replay, stream_posteriors
 
 BEFORE_MS = (1000, 400)
@@ -42,9 +42,8 @@ def main() -> None:
     for seed in args.seeds:
         samples, spans = make_stream(args.data, "validation", StreamConfig(seed=seed), model.frontend)
         posteriors = stream_posteriors(model, samples)
-        for event in replay(model, posteriors, model.detector):
-            t_ms = event.time_s * 1000
-            if any(s.label == event.label and s.start_ms <= t_ms <= s.end_ms + 750 for s in spans if s.label in COMMANDS):
+        for event, word in match_events(replay(model, posteriors, model.detector), spans):
+            if word is not None and word.label == event.label:
                 hits.append(unknown_before(posteriors, event.time_s, unknown, hop_ms))
     fs = model.frontend.sample_rate_hz
     negatives = np.concatenate([read_audio(p, fs) for p in find_audio_files(args.false_alarm_audio)])

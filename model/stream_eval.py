@@ -103,24 +103,31 @@ class StreamScore:
                 "false_alarms_per_hour": self.false_positives / self.hours if self.hours else 0.0}
 
 
-def score_stream(events: list[Detection], spans: list[WordSpan], duration_s: float,
-                 tolerance_ms: float = 750.0) -> StreamScore:
+def match_events(events: list[Detection], spans: list[WordSpan],
+                 tolerance_ms: float = 750.0) -> list[tuple[Detection, WordSpan | None]]:
+    """Each event, in time order, with the command word it belongs to (None: a false positive). An
+    event belongs to the first word not yet taken whose start .. end + `tolerance_ms` holds it."""
     words = [s for s in spans if s.label in COMMANDS]
     taken = [False] * len(words)
-    correct = wrong = false_positives = 0
+    matches: list[tuple[Detection, WordSpan | None]] = []
     for event in sorted(events, key=lambda e: e.time_s):
         t_ms = event.time_s * 1000
         hit = next((i for i, w in enumerate(words)
                     if not taken[i] and w.start_ms <= t_ms <= w.end_ms + tolerance_ms), None)
-        if hit is None:
-            false_positives += 1
-            continue
-        taken[hit] = True
-        if event.label == words[hit].label:
-            correct += 1
-        else:
-            wrong += 1
-    return StreamScore(len(words), correct + wrong, correct, wrong, false_positives, duration_s / 3600)
+        if hit is not None:
+            taken[hit] = True
+        matches.append((event, None if hit is None else words[hit]))
+    return matches
+
+
+def score_stream(events: list[Detection], spans: list[WordSpan], duration_s: float,
+                 tolerance_ms: float = 750.0) -> StreamScore:
+    matches = match_events(events, spans, tolerance_ms)
+    correct = sum(word is not None and event.label == word.label for event, word in matches)
+    wrong = sum(word is not None and event.label != word.label for event, word in matches)
+    false_positives = sum(word is None for _, word in matches)
+    words = sum(s.label in COMMANDS for s in spans)
+    return StreamScore(words, correct + wrong, correct, wrong, false_positives, duration_s / 3600)
 
 
 def pool_scores(scores: list[StreamScore]) -> StreamScore:
