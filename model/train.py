@@ -236,6 +236,16 @@ def _distill_loss(logits: torch.Tensor, teachers: list[RecurrentClassifier], fea
     return F.kl_div(log_student, probs, reduction="batchmean") * temperature ** 2
 
 
+def _list_extra_words(folder: str) -> list[tuple[str, str]]:
+    if not Path(folder).is_dir():
+        raise data.DatasetError(f"extra words folder {folder} does not exist")
+    items = data.word_clips(Path(folder))
+    if not items:
+        raise data.DatasetError(f"extra words folder {folder} has no word folders with audio files "
+                                f"(expected e.g. {folder}/yes/*.wav)")
+    return items
+
+
 def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     if step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -259,6 +269,7 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     splits = data.list_splits(data_dir)
+    extra_word_items = {folder: _list_extra_words(folder) for folder in extra_words or []}   # fail before reading
     if cfg.max_clips:
         splits = {k: [v[i] for i in sorted(rng.permutation(len(v))[:cfg.max_clips])] for k, v in splits.items()}
     total = sum(len(v) for v in splits.values())
@@ -276,19 +287,13 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
     else:
         extra = None
     n_extra_words = 0
-    for folder in extra_words or []:
-        if not Path(folder).is_dir():
-            raise data.DatasetError(f"extra words folder {folder} does not exist")
-        items = data.word_clips(Path(folder))
-        if not items:
-            raise data.DatasetError(f"extra words folder {folder} has no word folders with audio files "
-                                    f"(expected e.g. {folder}/yes/*.wav)")
-        words = data.load_clips(folder, items, frontend)
-        if len(words) < len(items):
-            print(f"warning: {len(items) - len(words)} of {len(items)} files in {folder} could not be read; "
+    for folder, items in extra_word_items.items():
+        clips = data.load_clips(folder, items, frontend)
+        if len(clips) < len(items):
+            print(f"warning: {len(items) - len(clips)} of {len(items)} files in {folder} could not be read; "
                   "training goes on without them", file=sys.stderr)
-        n_extra_words += len(words)
-        train_set = data.concat(train_set, words)
+        n_extra_words += len(clips)
+        train_set = data.concat(train_set, clips)
 
     log_mel = LogMel(frontend)
     network = RecurrentClassifier(net_cfg)
