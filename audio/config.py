@@ -4,6 +4,7 @@ It is saved inside every model checkpoint; everything that runs a model reads it
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 
@@ -33,8 +34,29 @@ class FrontendConfig(DictConfig):
     f_max_hz: float = 7600.0
     # Added to the mel power before the log, so digital silence gives a finite floor.
     log_floor: float = 1e-6
+    # features = log_scale * ln(mel power + log_floor) + log_offset, then clipped below at
+    # feature_floor (None: no clip). The defaults are the natural log of models up to v4; the
+    # `speech_commands_images()` frontend maps a wav to the pixel values of the log-mel image set.
+    log_scale: float = 1.0
+    log_offset: float = 0.0
+    feature_floor: float | None = None
     # Length of one training/classification clip (Speech Commands clips are 1 s).
     clip_ms: float = 1000.0
+
+    @classmethod
+    def speech_commands_images(cls) -> "FrontendConfig":
+        """The frontend of ../shared/data/speech_commands_logmel (its README, "What a pixel is"):
+        30 ms periodic-Hann frames every 10 ms, FFT 512, 40 HTK mel bands 0-4000 Hz, and the
+        least-squares pixel fit over its 400 calibration pairs, pixel = 0.998 x 10 ln(P + e^-14.5)
+        + 146.37 clipped at 0. A wav through this frontend and a clip's image are the same numbers."""
+        return cls(window_ms=30.0, f_min_hz=0.0, f_max_hz=4000.0, log_floor=math.exp(-14.5),
+                   log_scale=9.98, log_offset=146.37, feature_floor=0.0)
+
+    @property
+    def silence_feature(self) -> float:
+        """The feature value of digital silence (what zero-padded audio gives)."""
+        value = self.log_scale * math.log(self.log_floor) + self.log_offset
+        return value if self.feature_floor is None else max(value, self.feature_floor)
 
     @property
     def window_samples(self) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from audio.config import FrontendConfig
-from audio.mel import StreamingFramer, mel_weights
+from audio.mel import StreamingFramer, mel_weights, scale_log_mel
 
 
 def mel_filterbank(cfg: FrontendConfig) -> torch.Tensor:
@@ -31,7 +31,7 @@ class LogMel:
             return samples.new_zeros(*samples.shape[:-1], 0, cfg.n_mels)
         frames = samples.unfold(-1, cfg.window_samples, cfg.hop_samples)  # [..., T, window]
         power = torch.fft.rfft(frames * self.window, n=cfg.n_fft).abs().square()
-        return torch.log(power @ self.mel + cfg.log_floor)
+        return scale_log_mel(torch.log(power @ self.mel + cfg.log_floor), cfg)
 
 
 class StreamingLogMel(StreamingFramer):

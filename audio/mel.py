@@ -38,6 +38,15 @@ def periodic_hann(n_samples: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_samples) / n_samples)).astype(np.float32)
 
 
+def scale_log_mel(ln_mel, cfg: FrontendConfig):
+    """Natural-log mel power (numpy or torch) -> the frontend's feature scale, floor applied."""
+    if cfg.log_scale != 1.0 or cfg.log_offset != 0.0:
+        ln_mel = ln_mel * cfg.log_scale + cfg.log_offset
+    if cfg.feature_floor is not None:
+        ln_mel = ln_mel.clip(cfg.feature_floor, None)
+    return ln_mel
+
+
 class NumpyLogMel:
     """Offline log-mel in numpy: samples [n_samples] -> frames [n_frames, n_mels] float32."""
 
@@ -60,7 +69,7 @@ class NumpyLogMel:
         frames = np.lib.stride_tricks.as_strided(samples, (n_frames, cfg.window_samples), (cfg.hop_samples * step, step),
                                                  writeable=False)
         power = np.abs(np.fft.rfft(frames * self.window, n=cfg.n_fft)) ** 2
-        return np.log(power.astype(np.float32) @ self.mel + np.float32(cfg.log_floor))
+        return scale_log_mel(np.log(power.astype(np.float32) @ self.mel + np.float32(cfg.log_floor)), cfg)
 
 
 class StreamingFramer:

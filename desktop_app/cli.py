@@ -94,15 +94,20 @@ def cmd_detect(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from model.data import DatasetError, load_eval_split
-    from model.evaluate import final_frame_posteriors, format_metrics, metrics
-    from audio.features import LogMel
+    from audio.io import AudioReadError
+    from model.data import DatasetError
+    from model.evaluate import feature_posteriors, format_metrics, metrics
+    from model import feature_data
     model = _load_model(args.model)
     try:
-        clips = load_eval_split(args.data, args.split, model.frontend)
-    except DatasetError as exc:
+        folder = feature_data.open_folder(args.data)
+        clips, n_bad = feature_data.eval_features(folder, args.split, model.frontend)
+    except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None
-    posteriors = final_frame_posteriors(model.network, LogMel(model.frontend), clips.waves)
+    feature_data.warn_unreadable(n_bad, len(folder.splits[args.split]), str(args.data))
+    if not len(clips):
+        raise UserError(f"{args.data} has no {args.split} clips")
+    posteriors = feature_posteriors(model.network, clips.feats)
     result = metrics(clips.labels, posteriors.argmax(1), model.labels)
     result["split"] = args.split
     if args.json:
@@ -114,6 +119,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     from audio.augment import AugmentConfig
+    from audio.config import FrontendConfig
+    from audio.io import AudioReadError
     from model.data import DatasetError
     from model.network import NetworkConfig
     from model.train import TrainConfig, train
@@ -124,17 +131,21 @@ def cmd_train(args) -> int:
                       extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
                       word_frame_weight=args.word_frame_weight,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
+    frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
     from model.model_config import ModelLoadError, read_model_spec
     try:
         for teacher in args.teacher:
             read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
-        result = train(args.data, args.out, net, cfg, aug=AugmentConfig(), extra_unknown=args.extra_unknown,
-                       extra_words=args.extra_words,
+        result = train(args.data, args.out, net, cfg, frontend=frontend, aug=AugmentConfig(),
+                       extra_unknown=args.extra_unknown, extra_words=args.extra_words,
                        show_progress=not args.quiet, teachers=args.teacher)
-    except (DatasetError, ModelLoadError) as exc:
+    except (DatasetError, ModelLoadError, AudioReadError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    for split in ("validation", "test"):
-        print(f"{split} accuracy: {result.report['splits'][split]['accuracy']:.4f}")
+    if not result.report:   # a rank other than 0 under torchrun: rank 0 reports
+        return 0
+    for split, row in result.report["splits"].items():
+        if split != "train":
+            print(f"{split} accuracy: {row['accuracy']:.4f} ({row['clips']} clips)")
     print(f"model written to {args.out}")
     return 0
 
@@ -300,14 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("evaluate", help="accuracy on a split of a Speech Commands folder")
-    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p.add_argument("--data", required=True, help="Speech Commands folder (wav, or log-mel images: no silence clips)")
     p.add_argument("--split", choices=("validation", "test"), default="validation")
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", help=model_help)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train", help="train a model on a Speech Commands folder")
-    p.add_argument("--data", required=True, help="Speech Commands folder")
+    p = sub.add_parser("train", help="train a model on Speech Commands folders (wav or log-mel images)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="Speech Commands folders: audio clips, or the log-mel images (yes/*.jpg)")
+    p.add_argument("--frontend", choices=("images", "v4"), default="images",
+                   help="images: the log-mel image set's frontend (30 ms frames, 0-4 kHz, pixel scale; "
+                        "needed for image folders); v4: the older 25 ms, 20-7600 Hz natural-log frontend")
     p.add_argument("--out", required=True, help="folder for the checkpoint and reports")
     p.add_argument("--cell", choices=("gru", "lstm", "rnn"), default="gru")
     p.add_argument("--hidden-size", type=int, default=128)

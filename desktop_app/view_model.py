@@ -107,8 +107,8 @@ class LiveViewModel(QObject):
         self.labels = tuple(spec.labels)
         self.command_index = np.array([self.labels.index(c) for c in self.info.commands], dtype=int)
         frames_per_s = 1000.0 / self.hop_ms
-        # Log of digital silence: the floor the spectrogram starts at.
-        self.log_mel_floor = math.log(spec.frontend.log_floor)
+        # The feature value of digital silence: the floor the spectrogram starts at.
+        self.log_mel_floor = spec.frontend.silence_feature
         self.spectrogram = FrameRing(int(round(SPECTROGRAM_S * frames_per_s)), spec.frontend.n_mels, self.log_mel_floor)
         self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), spec.network.hidden_size)
         self.history: deque[Detection] = deque(maxlen=HISTORY_LENGTH)

@@ -13,7 +13,14 @@ from model.detector import Detection
 
 # Fixed colour scales, so the picture does not pump with loudness. Log-mel values (natural log of mel
 # power) of background noise sit around -8, of loud speech up to +8; digital silence is log(1e-6) = -13.8.
-LOG_MEL_LEVELS = (-11.0, 8.0)
+LOG_MEL_LEVELS = (-11.0, 8.0)   # in ln(mel power); mapped to a model's feature scale by `log_mel_levels`
+
+
+def log_mel_levels(frontend) -> tuple[float, float]:
+    """The spectrogram's colour range in a frontend's feature units (ln for older models, pixels for
+    the image-matched frontend), so every model's spectrogram looks the same."""
+    low, high = (frontend.log_scale * v + frontend.log_offset for v in LOG_MEL_LEVELS)
+    return low, high
 # GRU outputs are in -1..1.
 HIDDEN_LEVELS = (-1.0, 1.0)
 LEVEL_METER_MIN_DBFS = -60

@@ -21,7 +21,7 @@ from model.detector import Detection
 from model.model_config import ModelLoadError
 from desktop_app.model_loader import BackgroundModel
 from desktop_app.view_model import HIDDEN_S, SPECTROGRAM_S, FileAnalysis, LiveViewModel
-from desktop_app.widgets import (HIDDEN_LEVELS, LOG_MEL_LEVELS, CommandBars, DetectionTimeline, LastCommandLabel,
+from desktop_app.widgets import (HIDDEN_LEVELS, log_mel_levels, CommandBars, DetectionTimeline, LastCommandLabel,
                                  LevelMeter, ScrollingImage)
 from desktop_app.worker import RecognizerWorker, start_worker, stop_worker
 
@@ -144,9 +144,10 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.open_button)
 
         n_mels = self.spec.frontend.n_mels
-        self.spectrogram_view = ScrollingImage("Log-mel spectrogram (live)", "mel bin", SPECTROGRAM_S,
-                                               vm.spectrogram.capacity, n_mels,
-                                               "viridis", LOG_MEL_LEVELS)
+        band = f"{self.spec.frontend.f_min_hz:.0f}-{self.spec.frontend.f_max_hz:.0f} Hz"
+        self.spectrogram_view = ScrollingImage(f"Log-mel spectrogram (live, {n_mels} bands {band})", "mel bin",
+                                               SPECTROGRAM_S, vm.spectrogram.capacity, n_mels,
+                                               "viridis", log_mel_levels(self.spec.frontend))
         hidden_size = self.spec.network.hidden_size
         self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
                                           vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)

@@ -44,15 +44,16 @@ def word_to_label(word: str) -> str:
     return word if word in COMMANDS else UNKNOWN
 
 
-def word_clips(root: Path) -> list[tuple[str, str]]:
-    """[(relative path, label)] of the audio files in the word folders under `root`."""
+def word_clips(root: Path, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> list[tuple[str, str]]:
+    """[(relative path, label)] of the clip files (audio, or `suffixes`) in the word folders under `root`."""
     return [(f"{word_dir.name}/{clip.name}", word_to_label(word_dir.name))
             for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
-            for clip in sorted(word_dir.iterdir()) if clip.suffix.lower() in AUDIO_SUFFIXES]
+            for clip in sorted(word_dir.iterdir()) if clip.suffix.lower() in suffixes]
 
 
-def list_splits(root: str | Path) -> dict[str, list[tuple[str, str]]]:
-    """{split: [(relative path, label)]} for the word clips of a Speech Commands folder."""
+def list_splits(root: str | Path, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> dict[str, list[tuple[str, str]]]:
+    """{split: [(relative path, label)]} for the word clips of a Speech Commands folder (audio files,
+    or the log-mel images with `suffixes=(".jpg",)`)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder {root} does not exist")
@@ -63,7 +64,7 @@ def list_splits(root: str | Path) -> dict[str, list[tuple[str, str]]]:
             raise DatasetError(f"{root} has no {name} (expected the Speech Commands layout)")
         lists[split] = {line.strip() for line in list_path.read_text().splitlines() if line.strip()}
     splits: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
-    for rel, label in word_clips(root):
+    for rel, label in word_clips(root, suffixes):
         split = "validation" if rel in lists["validation"] else "test" if rel in lists["test"] else "train"
         splits[split].append((rel, label))
     if not splits["train"]:

@@ -16,14 +16,24 @@ from model.network import RecurrentClassifier
 def final_frame_posteriors(network: RecurrentClassifier, log_mel: LogMel, waves: np.ndarray,
                            batch_size: int = 256) -> np.ndarray:
     """waves [N, n_samples] (int16 or float) -> posteriors [N, C] at each clip's last frame."""
-    network.eval()
-    device = network.head.weight.device
     out = []
     for start in range(0, len(waves), batch_size):
         batch = torch.as_tensor(waves[start:start + batch_size])
         if batch.dtype == torch.int16:
             batch = batch.float() / 32767.0
-        logits, _ = network(log_mel(batch).to(device))
+        out.append(feature_posteriors(network, log_mel(batch), batch_size))
+    return np.concatenate(out) if out else np.zeros((0, network.cfg.n_labels), np.float32)
+
+
+@torch.inference_mode()
+def feature_posteriors(network: RecurrentClassifier, feats, batch_size: int = 256) -> np.ndarray:
+    """features [N, T, mel] (numpy or torch, any float type) -> posteriors [N, C] at each clip's last frame."""
+    network.eval()
+    device = network.head.weight.device
+    out = []
+    for start in range(0, len(feats), batch_size):
+        batch = torch.as_tensor(feats[start:start + batch_size]).float().to(device)
+        logits, _ = network(batch)
         out.append(torch.softmax(logits[:, -1], dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, network.cfg.n_labels), np.float32)
 

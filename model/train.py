@@ -1,4 +1,7 @@
-"""Training on a Speech Commands folder: augmentation, chained clips, EMA weights, reports.
+"""Training on Speech Commands folders (wav or log-mel images): EMA weights, selection, reports.
+
+    folders -> features in memory (model/feature_data.py) -> augmented batches (model/batches.py)
+      -> this loop (one process, or one rank of several under torchrun) -> checkpoint + report
 
 Each training example is a 1 s clip whose loss is taken at its last frame, as the source material's
 classifier does ("the final recurrent output feeds the classifier"). In a share of the batches the
@@ -11,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,15 +25,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from audio import augment
 from audio.augment import AugmentConfig
 from audio.config import FrontendConfig
-from audio.features import LogMel
 from audio.io import read_audio, find_audio_files, AudioReadError
-from model import data
+from model import data, feature_data
+from model.batches import BatchMaker, speech_end_frames  # noqa: F401 (speech_end_frames re-exported)
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
-from model.evaluate import final_frame_posteriors, metrics
+from model.evaluate import feature_posteriors, metrics
+from model.feature_data import FeatureSet
 from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import NetworkConfig, RecurrentClassifier
 
@@ -70,19 +74,17 @@ class TrainResult:
 
 
 @torch.no_grad()
-def _feature_stats(log_mel: LogMel, waves: np.ndarray, n_clips: int = 2000,
-                   transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+def _feature_stats(feats: np.ndarray, n_clips: int = 2000, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-mel-bin mean and std of the training features (after `transform`, e.g. the network's PCEN)."""
-    pick = waves[:: max(1, len(waves) // n_clips)]
-    feats = log_mel(torch.as_tensor(pick).float() / 32767.0)
+    pick = torch.from_numpy(feats[:: max(1, len(feats) // n_clips)]).float()
     if transform is not None:
-        feats = transform(feats)
-    feats = feats.reshape(-1, log_mel.cfg.n_mels)
-    return feats.mean(0), feats.std(0).clamp_min(1e-3)
+        pick = transform(pick)
+    pick = pick.reshape(-1, pick.shape[-1])
+    return pick.mean(0), pick.std(0).clamp_min(1e-3)
 
 
 def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: int,
-                       rng: np.random.Generator) -> data.ClipSet:
+                       rng: np.random.Generator) -> FeatureSet:
     """Up to `max_clips` extra `_unknown_` training examples, an equal share from each path: random 1 s
     crops of its audio files (files in random order, at most 4 crops from one long file)."""
     waves = []
@@ -103,89 +105,10 @@ def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: in
                 waves.append(data.to_int16(data.fit_length(samples[start:start + n], n)))
                 taken += 1
     if not waves:
-        return data.ClipSet(np.zeros((0, n), np.int16), np.zeros(0, np.int64), [])
-    return data.ClipSet(np.stack(waves), np.full(len(waves), LABELS.index(UNKNOWN), np.int64),
-                        [f"extra-unknown-{i}" for i in range(len(waves))])
-
-
-class BatchMaker:
-    """Builds augmented training batches: waves -> (log-mel [B, T, mel], labels [B])."""
-
-    def __init__(self, train: data.ClipSet, noises: list[np.ndarray], frontend: FrontendConfig,
-                 aug: AugmentConfig, cfg: TrainConfig, log_mel: LogMel, fill: torch.Tensor):
-        self.train, self.noises, self.frontend, self.aug, self.cfg = train, noises, frontend, aug, cfg
-        self.log_mel, self.fill = log_mel, fill
-        self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.silence_index = LABELS.index(SILENCE)
-
-    def epoch_batches(self):
-        n_words = len(self.train)
-        n_silence = int(round(self.cfg.silence_share * n_words))
-        order = self.rng.permutation(n_words + n_silence)  # indices >= n_words are silence
-        for start in range(0, len(order) - self.cfg.batch_size + 1, self.cfg.batch_size):
-            yield self.make(order[start:start + self.cfg.batch_size])
-
-    def _noise(self, batch: int, n_samples: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack([data.random_noise_clip(self.noises, "train", n_samples, self.rng)
-                                          for _ in range(batch)]))
-
-    def make(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (log-mel [S, T, mel], labels [S, k], loss frames [k], speech end frames [S, k]): S sequences
-        of k clips each; a clip's speech end frame counts from the clip's own first frame."""
-        aug, fs, n = self.aug, self.frontend.sample_rate_hz, self.frontend.clip_samples
-        is_word = index < len(self.train)
-        waves = torch.zeros(len(index), n)
-        waves[torch.from_numpy(is_word)] = torch.from_numpy(self.train.waves[index[is_word]]).float() / 32767.0
-        labels = torch.full((len(index),), self.silence_index, dtype=torch.long)
-        labels[torch.from_numpy(is_word)] = torch.from_numpy(self.train.labels[index[is_word]])
-
-        waves = augment.time_shift(waves, int(aug.shift_ms * fs / 1000), self.gen)
-        waves = augment.speed_perturb(waves, aug.speed_min, aug.speed_max, self.gen)
-        if aug.reverb_prob > 0:
-            use = torch.rand(len(index), generator=self.gen) < aug.reverb_prob
-            if use.any():
-                waves[use] = augment.reverberate(waves[use], fs, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, self.gen)
-        if aug.lowpass_prob > 0:
-            use = torch.rand(len(index), generator=self.gen) < aug.lowpass_prob
-            if use.any():
-                waves[use] = augment.lowpass(waves[use], fs, aug.lowpass_hz_min, aug.lowpass_hz_max, self.gen)
-        waves = augment.random_gain(waves, aug.gain_db, self.gen)
-        # Where each word ends, found on the clip before noise is added.
-        speech_end = speech_end_frames(waves, self.frontend)
-        # Silence rows are zeros so far: they always get noise, at its own random level.
-        noise = self._noise(len(index), n)
-        waves = augment.mix_noise(waves, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, self.gen)
-        waves[~torch.from_numpy(is_word)] = noise[~torch.from_numpy(is_word)]
-
-        segments = 1
-        if self.cfg.chain_clips > 1 and torch.rand(1, generator=self.gen).item() < self.cfg.chain_prob:
-            # Consecutive examples of the (shuffled) batch become one sequence: [B, n] -> [B / k, k * n].
-            segments = self.cfg.chain_clips
-            keep = len(index) - len(index) % segments
-            waves = waves[:keep].reshape(keep // segments, segments * n)
-            labels = labels[:keep].reshape(keep // segments, segments)
-            speech_end = speech_end[:keep].reshape(keep // segments, segments)
-        else:
-            labels = labels[:, None]
-            speech_end = speech_end[:, None]
-        # The loss frames: the last frame that ends inside each clip.
-        cfg = self.frontend
-        loss_frames = torch.tensor([cfg.n_frames((k + 1) * n) - 1 for k in range(segments)])
-        feats = augment.spec_augment(self.log_mel(waves), aug, self.gen, self.fill)
-        return feats, labels, loss_frames, speech_end
-
-
-def speech_end_frames(waves: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
-    """[B, n] clips -> [B] index of the last feature frame louder than halfway (in dB) between the
-    clip's background (its 10th-percentile frame) and its loudest frame: where the spoken word ends.
-    Halfway, not a fixed distance below the peak, because many clips carry their own room noise."""
-    frames = waves.unfold(1, frontend.window_samples, frontend.hop_samples)
-    energy_db = 10 * torch.log10(frames.pow(2).mean(-1) + 1e-10)
-    peak, floor = energy_db.max(1, keepdim=True).values, energy_db.quantile(0.1, dim=1, keepdim=True)
-    loud = energy_db >= (peak + floor) / 2
-    last_from_end = loud.flip(1).int().argmax(1)
-    return frames.shape[1] - 1 - last_from_end
+        return feature_data.empty_set(frontend)
+    return FeatureSet(feature_data.wav_features(np.stack(waves), frontend),
+                      np.full(len(waves), LABELS.index(UNKNOWN), np.int64), np.zeros(len(waves), bool),
+                      [f"extra-unknown-{i}" for i in range(len(waves))])
 
 
 WORD_END_MARGIN_FRAMES = 5
@@ -253,83 +176,162 @@ def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
-          frontend: FrontendConfig = FrontendConfig(), aug: AugmentConfig = AugmentConfig(),
+def _distributed(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device) under torchrun (WORLD_SIZE set), else (0, 1, device): the same code
+    path for one process and many. Gloo on CPU, NCCL on GPUs (one per local rank)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if on_gpu else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        import torch.distributed as dist
+        dist.barrier()
+
+
+def _read_data(folders: list[feature_data.DataFolder], frontend: FrontendConfig, cfg: TrainConfig,
+               rng: np.random.Generator, show_progress: bool):
+    """-> (training set, {evaluation split name: set}, image silence crops, summary). Wav folders give
+    the splits `validation`/`test`, image folders `validation_images`/`test_images`."""
+    picked = []
+    for folder in folders:
+        splits = folder.splits
+        if cfg.max_clips:
+            splits = {k: [v[i] for i in sorted(rng.permutation(len(v))[:cfg.max_clips])] for k, v in splits.items()}
+        picked.append((folder, splits))
+    total = sum(len(v) for _, s in picked for v in s.values())
+    train_parts, eval_parts, silence_parts = [], {}, []
+    summary = {}
+    with tqdm(total=total, desc="reading clips", unit="clip", disable=not show_progress) as bar:
+        for folder, splits in picked:
+            clips, n_bad = folder.load(splits["train"], frontend, bar)
+            feature_data.warn_unreadable(n_bad, len(splits["train"]), f"{folder.root} (training)")
+            train_parts.append(clips)
+            silence_items = folder.silence_items()
+            if cfg.max_clips:
+                silence_items = silence_items[:cfg.max_clips]
+            if silence_items:
+                silence, n_bad = folder.load(silence_items, frontend)
+                feature_data.warn_unreadable(n_bad, len(silence_items), f"{folder.root}/{feature_data.IMAGE_SILENCE_DIR}")
+                silence_parts.append(silence)
+            summary[str(folder.root)] = {"kind": "image" if folder.is_image else "wav",
+                                         "train_clips": len(clips), "train_silence_clips": len(silence_parts[-1]) if silence_items else 0}
+            for split in ("validation", "test"):
+                if not splits[split]:
+                    continue
+                folder_split = feature_data.DataFolder(folder.root, folder.is_image, {split: splits[split]})
+                clips, n_bad = feature_data.eval_features(folder_split, split, frontend, bar)
+                feature_data.warn_unreadable(n_bad, len(splits[split]), f"{folder.root} ({split})")
+                name = f"{split}_images" if folder.is_image else split
+                eval_parts.setdefault(name, []).append(clips)
+                summary[str(folder.root)][f"{split}_clips"] = len(clips)
+    train_set = feature_data.concat(*train_parts, *silence_parts)
+    image_silence = feature_data.concat(*silence_parts) if silence_parts else None
+    eval_sets = {name: feature_data.concat(*parts) for name, parts in eval_parts.items()}
+    return train_set, eval_sets, image_silence, summary
+
+
+def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
+          frontend: FrontendConfig = FrontendConfig.speech_commands_images(), aug: AugmentConfig = AugmentConfig(),
           extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
           show_progress: bool = True, teachers: list[str] | None = None,
           extra_words: list[str] | None = None) -> TrainResult:
-    """`teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
+    """`data_dirs`: one or more Speech Commands folders, wav or log-mel images (feature_data.py).
+    `teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
     also learns from (knowledge distillation: an ensemble's accuracy in one network's size).
     `extra_words`: folders of word folders (e.g. scripts/synthesize_words.py's) whose every clip
-    joins training, labelled by its folder's word."""
+    joins training, labelled by its folder's word.
+
+    Under torchrun every rank trains on its share of each batch; rank 0 alone logs, evaluates and
+    writes (the other ranks return a result without a report)."""
     started = time.time()
     out_dir = Path(out_dir)
+    rank, world_size, device_name = _distributed(cfg.device)
+    show_progress = show_progress and rank == 0
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if net_cfg.input_norm == "pcen" and (frontend.log_scale != 1.0 or frontend.log_offset != 0.0):
+        raise data.DatasetError("PCEN needs a natural-log frontend (train --frontend v4), not the images' pixel scale")
     rng = np.random.default_rng(cfg.seed)
-    splits = data.list_splits(data_dir)
+    if isinstance(data_dirs, (str, Path)):
+        data_dirs = [data_dirs]
+    folders = [feature_data.open_folder(d) for d in data_dirs]
+    if any(f.is_image for f in folders):
+        feature_data.check_image_frontend(frontend)
     extra_word_items = {folder: _list_extra_words(folder) for folder in extra_words or []}   # fail before reading
-    if cfg.max_clips:
-        splits = {k: [v[i] for i in sorted(rng.permutation(len(v))[:cfg.max_clips])] for k, v in splits.items()}
-    total = sum(len(v) for v in splits.values())
-    with tqdm(total=total, desc="reading clips", unit="clip", disable=not show_progress) as bar:
-        train_set = data.load_clips(data_dir, splits["train"], frontend, bar)
-        eval_words = {s: data.load_clips(data_dir, splits[s], frontend, bar) for s in ("validation", "test")}
-    noises = data.load_noise(data_dir, frontend)
-    # The evaluation silence does not depend on the training seed (seed 0, as `speechcmd evaluate`
-    # uses): runs with different seeds are then scored on the very same clips.
-    eval_sets = {s: data.concat(w, data.silence_clips(noises, s, data.n_silence_clips(len(w)), frontend, 0))
-                 for s, w in eval_words.items()}
-    if extra_unknown:
-        extra = load_extra_unknown(extra_unknown, frontend, int(cfg.extra_unknown_share * len(train_set)), rng)
-        train_set = data.concat(train_set, extra)
-    else:
-        extra = None
+    unknown_paths = [Path(p) for p in extra_unknown or []]
+    for path in unknown_paths:
+        if not path.exists():
+            raise data.DatasetError(f"extra unknown path {path} does not exist")
+    train_set, eval_sets, image_silence, folder_summary = _read_data(folders, frontend, cfg, rng, show_progress)
+    if not any(name.startswith("validation") for name in eval_sets):
+        raise data.DatasetError("no validation clips in any data folder (validation_list.txt selects them)")
+    noise = feature_data.NoiseBank.from_folders(folders, frontend, image_silence)
+    n_word_clips = int((train_set.labels != LABELS.index(SILENCE)).sum())
+    extra = None
+    if unknown_paths:
+        extra = load_extra_unknown([str(p) for p in unknown_paths], frontend,
+                                   int(cfg.extra_unknown_share * n_word_clips), rng)
+        train_set = feature_data.concat(train_set, extra)
     n_extra_words = 0
     for folder, items in extra_word_items.items():
-        clips = data.load_clips(folder, items, frontend)
-        if len(clips) < len(items):
-            print(f"warning: {len(items) - len(clips)} of {len(items)} files in {folder} could not be read; "
+        clips, n_bad = feature_data.load_wav_clips(folder, items, frontend)
+        if n_bad:
+            print(f"warning: {n_bad} of {len(items)} files in {folder} could not be read; "
                   "training goes on without them", file=sys.stderr)
         n_extra_words += len(clips)
-        train_set = data.concat(train_set, clips)
+        train_set = feature_data.concat(train_set, clips)
 
-    log_mel = LogMel(frontend)
     network = RecurrentClassifier(net_cfg)
-    log_mel_mean, log_mel_std = _feature_stats(log_mel, train_set.waves)
-    mean, std = log_mel_mean, log_mel_std
+    feature_mean, feature_std = _feature_stats(train_set.feats)
+    mean, std = feature_mean, feature_std
     if net_cfg.input_norm == "pcen":
-        mean, std = _feature_stats(log_mel, train_set.waves, transform=lambda f: network.pcen(f)[0])
+        mean, std = _feature_stats(train_set.feats, transform=lambda f: network.pcen(f)[0])
     network.feature_mean.copy_(mean)
     network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
-    # SpecAugment masks the log-mel input, so they are filled with the log-mel mean.
-    maker = BatchMaker(train_set, noises, frontend, aug, cfg, log_mel, fill=log_mel_mean)
-    device = torch.device(cfg.device)
+    # SpecAugment masks the features, so they are filled with the per-bin mean.
+    maker = BatchMaker(train_set, noise, frontend, aug, cfg.batch_size, cfg.silence_share, cfg.chain_prob,
+                       cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size)
+    device = torch.device(device_name)
     network.to(device)
     ema.to(device)
+    trained = network
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        trained = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
     teacher_nets = [load_checkpoint(path).network.to(device).eval() for path in teachers or []]
 
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = int(len(train_set) * (1 + cfg.silence_share)) // cfg.batch_size
+    steps_per_epoch = maker.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
     delay_frames = int(round(cfg.negative_delay_ms / frontend.hop_ms))
     word_frames = int(round(cfg.word_frames_ms / frontend.hop_ms))
     step = 0
     history: list[dict] = []
-    best = {"accuracy": -1.0}
+    best = {"score": -1.0}
     best_state = copy.deepcopy(ema.state_dict())
     for epoch in range(1, cfg.epochs + 1):
         network.train()
         loss_sum = correct = seen = 0
+        epoch_started = time.time()
         bar = tqdm(maker.epoch_batches(), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not show_progress, leave=False)
         for feats, labels, loss_frames, speech_end in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
             feats = feats.to(device)
-            frame_logits, _ = network(feats)
+            frame_logits, _ = trained(feats)
             if cfg.negative_frame_weight > 0:
                 targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames).to(device)
             if cfg.word_frame_weight > 0:
@@ -342,14 +344,12 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             if teacher_nets:
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * _distill_loss(
                     logits, teacher_nets, feats, loss_frames, cfg.distill_temperature)
-            if cfg.negative_frame_weight > 0 and (targets >= 0).any():
-                loss = loss + cfg.negative_frame_weight * F.cross_entropy(
-                    frame_logits.reshape(-1, frame_logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
-                    label_smoothing=cfg.label_smoothing)
-            if cfg.word_frame_weight > 0 and (word_targets >= 0).any():
-                loss = loss + cfg.word_frame_weight * F.cross_entropy(
-                    frame_logits.reshape(-1, frame_logits.shape[-1]), word_targets.reshape(-1), ignore_index=-100,
-                    label_smoothing=cfg.label_smoothing)
+            # The dense losses always enter the graph (weight 0 where a batch has no targets): under
+            # DistributedDataParallel every rank must run the same backward.
+            if cfg.negative_frame_weight > 0:
+                loss = loss + cfg.negative_frame_weight * _masked_frame_loss(frame_logits, targets, cfg.label_smoothing)
+            if cfg.word_frame_weight > 0:
+                loss = loss + cfg.word_frame_weight * _masked_frame_loss(frame_logits, word_targets, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
@@ -364,43 +364,70 @@ def train(data_dir: str | Path, out_dir: str | Path, net_cfg: NetworkConfig, cfg
             seen += len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         row = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),
-               "minutes": (time.time() - started) / 60}
-        if epoch % cfg.eval_every_epochs == 0 or epoch == cfg.epochs:
-            posteriors = final_frame_posteriors(ema, log_mel, eval_sets["validation"].waves)
-            row["validation_accuracy"] = float((posteriors.argmax(1) == eval_sets["validation"].labels).mean())
-            # Model selection uses validation speakers only; test speakers are never looked at here.
-            if row["validation_accuracy"] >= best["accuracy"]:
-                best = {"accuracy": row["validation_accuracy"], "epoch": epoch}
+               "minutes": (time.time() - started) / 60,
+               "clips_per_s": steps_per_epoch * cfg.batch_size / max(1e-9, time.time() - epoch_started)}
+        if rank == 0 and (epoch % cfg.eval_every_epochs == 0 or epoch == cfg.epochs):
+            # Model selection uses validation speakers only (the mean over the validation sets);
+            # test speakers are never looked at here.
+            for name, clip_set in eval_sets.items():
+                if name.startswith("validation"):
+                    posteriors = feature_posteriors(ema, clip_set.feats)
+                    row[f"{name}_accuracy"] = float((posteriors.argmax(1) == clip_set.labels).mean())
+            score = float(np.mean([v for k, v in row.items() if k.startswith("validation")]))
+            row["selection_score"] = score
+            if score >= best["score"]:
+                best = {"score": score, "epoch": epoch}
                 best_state = copy.deepcopy(ema.state_dict())
                 # A run stopped early still leaves its best model so far (replaced at the end).
                 save_checkpoint(out_dir, ema, LABELS, frontend, detector,
-                                {"training": {"unfinished": True, "epoch": epoch, "best": best}})
+                                {"training": {"unfinished": True, "epoch": epoch, "best": best,
+                                              "world_size": world_size}})
+        _barrier(world_size)
         history.append(row)
         if show_progress:
             tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
+    if rank != 0:
+        _barrier(world_size)
+        return TrainResult(ema, history, {})
     ema.load_state_dict(best_state)
     ema.eval()
     report = {"best_epoch": best.get("epoch"), "labels": list(LABELS), "splits": {}}
-    for split, clip_set in (("train", train_set), *eval_sets.items()):
-        posteriors = final_frame_posteriors(ema, log_mel, clip_set.waves)
+    # The training figure on at most 5000 clips: 47k clips would take minutes and say little.
+    pick = np.sort(rng.permutation(len(train_set))[:5000])
+    train_sample = FeatureSet(train_set.feats[pick], train_set.labels[pick], train_set.from_image[pick],
+                              [train_set.paths[i] for i in pick])
+    for split, clip_set in (("train", train_sample), *eval_sets.items()):
+        posteriors = feature_posteriors(ema, clip_set.feats)
         report["splits"][split] = metrics(clip_set.labels, posteriors.argmax(1), LABELS)
     minutes = (time.time() - started) / 60
     summary = {
-        "data": {"folder": str(data_dir), **{f"{s}_clips": len(v) for s, v in splits.items()},
+        "data": {"folders": folder_summary, "train_clips": len(train_set),
+                 **{f"{s}_clips": len(v) for s, v in eval_sets.items()},
                  "train_silence_share": cfg.silence_share, "extra_unknown_clips": len(extra) if extra else 0,
                  "extra_word_clips": n_extra_words,
                  "eval_silence_clips": {s: int((v.labels == LABELS.index(SILENCE)).sum()) for s, v in eval_sets.items()}},
         "metrics": {s: {"accuracy": r["accuracy"], "clips": r["clips"]} for s, r in report["splits"].items()},
         "training": {"train": asdict(cfg), "augment": asdict(aug), "minutes": round(minutes, 2),
-                     "parameters": ema.n_parameters(), "best_epoch": best.get("epoch")},
+                     "parameters": ema.n_parameters(), "best_epoch": best.get("epoch"), "world_size": world_size,
+                     "clips_per_s": round(float(np.median([r["clips_per_s"] for r in history])), 1)},
     }
     ema.cpu()
     save_checkpoint(out_dir, ema, LABELS, frontend, detector, summary)
     report["history"] = history
     (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     _plots(out_dir, report, history)
+    _barrier(world_size)
     return TrainResult(ema, history, report)
+
+
+def _masked_frame_loss(frame_logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy over the frames whose target is not -100 (0 when there are none)."""
+    flat = targets.reshape(-1)
+    per_frame = F.cross_entropy(frame_logits.reshape(-1, frame_logits.shape[-1]), flat.clamp_min(0),
+                                reduction="none", label_smoothing=label_smoothing)
+    keep = (flat >= 0).float()
+    return (per_frame * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def _plots(out_dir: Path, report: dict, history: list[dict]) -> None:

@@ -78,3 +78,20 @@ def test_user_errors_are_one_line(args, message):
     out = run_cli(*args)
     assert out.returncode == 1
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_a_model_from_before_the_image_frontend_still_runs_with_its_own_frontend(stream_wav):
+    """v4's config.json (25 ms frames, 20-7600 Hz, natural log, PCEN) has none of the newer frontend
+    fields: it loads with its own frontend, classifies and detects (numpy and torch paths)."""
+    from model.model_config import read_model_spec
+    v4 = DATA_DIR / "model_v4"
+    spec = read_model_spec(v4)
+    assert (spec.frontend.window_ms, spec.frontend.f_max_hz, spec.frontend.log_scale) == (25.0, 7600.0, 1.0)
+    assert spec.frontend.feature_floor is None
+    out = run_cli("classify", "--json", "--model", str(v4), str(CLIPS_DIR))
+    assert out.returncode == 0, out.stderr
+    labels = {json.loads(line)["path"].rsplit("/", 1)[1][:-4]: json.loads(line)["label"] for line in out.stdout.splitlines()}
+    assert sum(labels[word] == word for word in WORDS) >= 9, labels
+    out = run_cli("detect", "--json", "--model", str(v4), str(stream_wav))
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["yes", "stop"]

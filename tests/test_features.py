@@ -4,7 +4,7 @@ import torch
 
 from audio.config import FrontendConfig
 from audio.features import LogMel, StreamingLogMel
-from conftest import read_clip
+from conftest import DATA_DIR, read_clip
 
 CFG = FrontendConfig()
 
@@ -51,3 +51,57 @@ def test_streaming_reset_forgets_pending_samples():
     stream.process(samples[:1234])
     stream.reset()
     torch.testing.assert_close(stream.process(samples), LogMel(CFG)(samples), atol=1e-4, rtol=1e-5)
+
+
+IMAGES = FrontendConfig.speech_commands_images()
+PAIRS_DIR = DATA_DIR / "logmel_pairs"
+
+
+def _pairs():
+    from audio.io import read_audio
+    from model.data import fit_length
+    from model.feature_data import read_image
+    for wav in sorted(PAIRS_DIR.glob("*.wav")):
+        yield fit_length(read_audio(wav, 16000), 16000), read_image(wav.with_suffix(".jpg"), IMAGES).astype(np.float32)
+
+
+def test_image_frontend_turns_a_wav_into_its_published_image():
+    """The calibrated mapping (tests/data/README.md): wav -> the image's pixels, median r >= 0.99 and
+    the mean offset within 2 pixels, through the offline torch, streaming torch and numpy frontends."""
+    from audio.mel import NumpyLogMel
+    pairs = list(_pairs())
+    assert len(pairs) == 8
+    torch_streaming = StreamingLogMel(IMAGES)
+    for name, frontend in (("torch", lambda s: LogMel(IMAGES)(s).numpy()), ("numpy", NumpyLogMel(IMAGES)),
+                           ("numpy streaming", _streamed),
+                           ("torch streaming", lambda s: torch.cat([torch_streaming.process(s[i:i + 777])
+                                                                    for i in range(0, s.size, 777)]).numpy())):
+        r, offset = [], []
+        for samples, pixels in pairs:
+            torch_streaming.reset()
+            feats = frontend(samples)
+            assert feats.shape == pixels.shape == (98, 40), name
+            r.append(np.corrcoef(feats.ravel(), pixels.ravel())[0, 1])
+            offset.append(float((pixels - feats).mean()))
+        assert np.median(r) >= 0.99, (name, r)
+        assert abs(np.mean(offset)) <= 2.0, (name, offset)
+    # The v4 frontend (25 ms, 20-7600 Hz, natural log) is a different thing: it does not match.
+    samples, pixels = pairs[0]
+    v4 = LogMel(FrontendConfig())(samples).numpy()
+    assert abs(float((pixels - v4).mean())) > 50
+
+
+def _streamed(samples):
+    from audio.mel import NumpyStreamingLogMel
+    stream = NumpyStreamingLogMel(IMAGES)
+    return np.concatenate([stream.process(samples[i:i + 1234]) for i in range(0, samples.size, 1234)])
+
+
+def test_image_frontend_floors_silence_and_band_ends_at_4_khz():
+    feats = LogMel(IMAGES)(np.zeros(16000, np.float32)).numpy()
+    assert np.allclose(feats, IMAGES.silence_feature) and IMAGES.silence_feature >= IMAGES.feature_floor
+    # A 6 kHz tone lies above the top band: it reads as silence; a 1 kHz tone does not.
+    t = np.arange(16000) / 16000
+    high = LogMel(IMAGES)(0.5 * np.sin(2 * np.pi * 6000 * t).astype(np.float32)).numpy()
+    low = LogMel(IMAGES)(0.5 * np.sin(2 * np.pi * 1000 * t).astype(np.float32)).numpy()
+    assert high.max() < IMAGES.silence_feature + 1 and low.max() > 150

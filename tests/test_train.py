@@ -12,11 +12,13 @@ from model.data import list_splits, load_eval_split
 from model.labels import LABELS
 from model.network import NetworkConfig
 from model.train import TrainConfig, train
-from conftest import make_dataset, run_cli
+from conftest import DATA_DIR, make_dataset, run_cli
+
+DATA_DIR_PAIRS = DATA_DIR / "logmel_pairs"
 
 # A tiny network that can learn 10 clips in seconds: no augmentation, no regularisation.
-QUIET = AugmentConfig(shift_ms=0, speed_min=1.0, speed_max=1.0, gain_db=0, noise_prob=0.0, reverb_prob=0.0,
-                      time_masks=0, freq_masks=0)
+QUIET = AugmentConfig(shift_ms=0, stretch_min=1.0, stretch_max=1.0, warp_min=1.0, warp_max=1.0, gain_db=0,
+                      noise_prob=0.0, reverb_prob=0.0, time_masks=0, freq_masks=0)
 TINY = TrainConfig(epochs=40, batch_size=4, learning_rate=1e-2, warmup_epochs=1, ema_decay=0.5,
                    eval_every_epochs=10, chain_prob=0.0, seed=1, weight_decay=0.0, label_smoothing=0.0)
 TINY_NET = NetworkConfig(hidden_size=32, n_layers=1, conv_channels=0, dropout=0.0)
@@ -117,7 +119,8 @@ def test_distilled_student_learns_the_teachers_answers_without_labels(tmp_path):
 def test_speech_end_is_found_over_real_background_noise():
     import torch
     from conftest import DATA_DIR
-    from model.train import speech_end_frames
+    from audio.features import LogMel
+    from model.batches import speech_end_frames
     noise, _ = sf.read(DATA_DIR / "noise_running_tap.wav", dtype="float32")
     waves = torch.zeros(3, 16000)
     waves[:] = torch.from_numpy(noise[:16000] / np.abs(noise[:16000]).max() * 0.005)
@@ -125,7 +128,7 @@ def test_speech_end_is_found_over_real_background_noise():
     # A 300 ms sound ending at sample 8000: frame 49 ([7840, 8240)) is the last that holds any of it.
     waves[0, 3200:8000] += tone[3200:8000]
     waves[1, 12800:16000] += tone[12800:16000]
-    ends = speech_end_frames(waves, FrontendConfig())
+    ends = speech_end_frames(LogMel(FrontendConfig())(waves), FrontendConfig())
     assert ends[0] == 49
     assert ends[1] == FrontendConfig().n_frames(16000) - 1     # speech up to the clip's end
     assert 0 <= ends[2] < 98                                     # noise only: somewhere, never out of range
@@ -143,3 +146,72 @@ def test_word_frame_targets_follow_each_word_end_and_stop_at_its_clip():
     assert (targets[0, 30:] == -100).all()                      # silence gets no word targets
     assert (targets[1, 20 + M:30] == unknown).all() and (targets[1, :20 + M] == -100).all()
     assert (targets[1, 30:] == -100).all()       # this "yes" ends too late: its span starts past frame 59
+
+
+def test_torchrun_with_two_cpu_ranks_writes_one_normal_checkpoint(tmp_path):
+    """`speechcmd train` under torchrun (2 processes, gloo): rank 0 alone writes, config.json records
+    world_size 2, and the model loads and classifies like any other."""
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    data = make_dataset(tmp_path / "sc")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "desktop_app.cli", "train", "--data", str(data), "--out", str(tmp_path / "model"),
+                          "--epochs", "2", "--batch-size", "4", "--hidden-size", "16", "--layers", "1",
+                          "--conv-channels", "0", "--quiet"],
+                         capture_output=True, text=True, timeout=240, cwd=REPO_ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("model written to") == 1          # only rank 0 reports
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["training"]["world_size"] == 2
+    assert "unfinished" not in config["training"]
+    loaded = load_checkpoint(tmp_path / "model")
+    assert loaded.network.cfg.hidden_size == 16
+    result = run_cli("classify", "--json", "--model", str(tmp_path / "model"), str(data / "yes"))
+    assert result.returncode == 0 and result.stdout.count('"label"') == 4
+
+
+def test_image_folders_train_with_wav_folders_and_bad_images_are_skipped(tmp_path, capsys):
+    """A log-mel image folder (yes/*.jpg) joins a wav folder: its clips are read through the pixel
+    mapping, its validation clips form `validation_images`, and an unreadable image is counted."""
+    from PIL import Image
+    wav_data = make_dataset(tmp_path / "sc")
+    images = tmp_path / "img"
+    pairs = sorted((DATA_DIR / "logmel_pairs").glob("*.jpg"))
+    val = []
+    for i, pair in enumerate(pairs):
+        word = pair.name.split("_")[0]
+        (images / word).mkdir(parents=True, exist_ok=True)
+        name = f"{i:08x}_nohash_0.jpg"
+        Image.open(pair).save(images / word / name)
+        if i % 4 == 0:
+            val.append(f"{word}/{name}")
+    (images / "down" / "broken_nohash_0.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (images / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (images / "testing_list.txt").write_text("")
+    (images / "_silence_").mkdir()
+    Image.fromarray(np.full((98, 40), 20, np.uint8)).save(images / "_silence_" / "noise_0.jpg")
+    result = train([wav_data, images], tmp_path / "model", TINY_NET, replace(TINY, epochs=2), aug=QUIET,
+                   show_progress=False)
+    splits = result.report["splits"]
+    assert splits["validation_images"]["clips"] == len(val) and splits["validation"]["clips"] == 6
+    assert "test_images" not in splits                          # its testing list is empty
+    config = load_checkpoint(tmp_path / "model").extra
+    folders = config["data"]["folders"]
+    assert folders[str(images)]["kind"] == "image" and folders[str(images)]["train_clips"] == len(pairs) - len(val)
+    assert folders[str(images)]["train_silence_clips"] == 1
+    assert "1 of" in capsys.readouterr().err                      # the broken image, counted
+
+
+def test_image_folders_need_the_images_frontend(tmp_path):
+    from model.data import DatasetError
+    import pytest
+    images = tmp_path / "img"
+    (images / "yes").mkdir(parents=True)
+    (images / "yes" / "a_nohash_0.jpg").write_bytes((DATA_DIR_PAIRS / "up_18f8afd5_nohash_3.jpg").read_bytes())
+    (images / "validation_list.txt").write_text("")
+    (images / "testing_list.txt").write_text("")
+    with pytest.raises(DatasetError, match="frontend"):
+        train(images, tmp_path / "model", TINY_NET, TINY, frontend=FrontendConfig(), aug=QUIET, show_progress=False)

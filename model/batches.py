@@ -1,0 +1,124 @@
+"""Training batches from clips held as features: augmentation, silence examples, chained clips.
+
+Each example is one clip's features [n_frames, mel] (a wav clip through the frontend, or a log-mel
+image) with its label at the clip's last frame. In a share of the batches the clips are chained,
+several to a sequence, with a loss at the end of each: the recurrent state then has to carry on from
+whatever came before and let go of it, which the streaming recognizer needs (it never resets).
+
+With several processes (torchrun) every rank draws the same epoch order and takes its own slice of
+each batch, so the ranks together train on exactly the batches one process would.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from audio import augment
+from audio.augment import AugmentConfig
+from audio.config import FrontendConfig
+from model.feature_data import FeatureSet, NoiseBank
+from model.labels import LABELS, SILENCE
+
+# Generated `_silence_` examples: noise at RMS -70..-20 dBFS, as the waveform loaders made them.
+SILENCE_LEVEL_DB = (-70.0, -20.0)
+
+
+class BatchMaker:
+    """Training set + noise -> augmented batches (features [S, k * T, mel], labels [S, k], ...)."""
+
+    def __init__(self, train: FeatureSet, noise: NoiseBank, frontend: FrontendConfig, aug: AugmentConfig,
+                 batch_size: int, silence_share: float, chain_prob: float, chain_clips: int, seed: int,
+                 fill: torch.Tensor, rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} does not split over {world_size} processes")
+        self.train, self.noise, self.frontend, self.aug = train, noise, frontend, aug
+        self.batch_size, self.silence_share = batch_size, silence_share
+        self.chain_prob, self.chain_clips = chain_prob, chain_clips
+        self.fill = fill
+        self.rank, self.world_size = rank, world_size
+        self.order_rng = np.random.default_rng(seed)              # the same on every rank
+        self.gen = torch.Generator().manual_seed(seed + 7919 * rank)  # each rank augments differently
+        self.silence_index = LABELS.index(SILENCE)
+        self.n_frames = train.feats.shape[1]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return int(len(self.train) * (1 + self.silence_share)) // self.batch_size
+
+    def epoch_batches(self):
+        n_words = len(self.train)
+        n_silence = int(round(self.silence_share * n_words))
+        order = self.order_rng.permutation(n_words + n_silence)   # indices >= n_words are generated silence
+        share = self.batch_size // self.world_size
+        for start in range(0, self.steps_per_epoch * self.batch_size, self.batch_size):
+            mine = start + self.rank * share
+            yield self.make(order[mine:mine + share])
+
+    def silence(self, n: int) -> torch.Tensor:
+        """[n, T, mel] features of noise alone at a random level."""
+        power = self.noise.sample(n, self.n_frames, self.gen)
+        level_db = SILENCE_LEVEL_DB[0] + (SILENCE_LEVEL_DB[1] - SILENCE_LEVEL_DB[0]) * torch.rand(n, generator=self.gen)
+        return augment.from_power(power * (10.0 ** (level_db / 10.0))[:, None, None], self.frontend)
+
+    def make(self, index: np.ndarray):
+        """-> (features [S, T, mel], labels [S, k], loss frames [k], speech end frames [S, k]): S sequences
+        of k clips each; a clip's speech end frame counts from the clip's own first frame."""
+        aug, cfg, gen = self.aug, self.frontend, self.gen
+        n_frames = self.n_frames
+        is_word = torch.from_numpy(index < len(self.train))
+        words = index[index < len(self.train)]
+        feats = torch.empty(len(index), n_frames, cfg.n_mels)
+        feats[is_word] = torch.from_numpy(self.train.feats[words]).float()
+        if (~is_word).any():
+            feats[~is_word] = self.silence(int((~is_word).sum()))
+        labels = torch.full((len(index),), self.silence_index, dtype=torch.long)
+        labels[is_word] = torch.from_numpy(self.train.labels[words])
+        from_wav = torch.ones(len(index), dtype=torch.bool)
+        from_wav[is_word] = ~torch.from_numpy(self.train.from_image[words])
+
+        silence = cfg.silence_feature
+        feats = augment.time_shift(feats, int(round(aug.shift_ms / cfg.hop_ms)), silence, gen)
+        if aug.stretch_min != 1.0 or aug.stretch_max != 1.0 or aug.warp_min != 1.0 or aug.warp_max != 1.0:
+            feats = augment.stretch_and_warp(feats, (aug.stretch_min, aug.stretch_max), (aug.warp_min, aug.warp_max),
+                                             silence, gen)
+        if aug.reverb_prob > 0:
+            use = torch.rand(len(index), generator=gen) < aug.reverb_prob
+            if use.any():
+                feats[use] = augment.reverberate(feats[use], cfg, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, gen)
+        if aug.gain_db > 0:
+            feats = augment.random_gain(feats, aug.gain_db, cfg, gen)
+        # Where each word ends, found on the clip before noise is added.
+        speech_end = speech_end_frames(feats, cfg)
+        if aug.noise_prob > 0:
+            noise = self.noise.sample(len(index), n_frames, gen)
+            noisy = augment.mix_noise(feats, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, cfg, gen)
+            feats = torch.where(is_word[:, None, None], noisy, feats)   # silence rows are noise already
+        if aug.round_wav:
+            feats = augment.round_like_images(feats, from_wav)
+
+        segments = 1
+        chain = torch.rand(1, generator=gen).item() < self.chain_prob
+        if self.chain_clips > 1 and chain and len(index) >= self.chain_clips:
+            # Consecutive examples of the (shuffled) batch become one sequence: [B, T] -> [B / k, k * T].
+            segments = self.chain_clips
+            keep = len(index) - len(index) % segments
+            feats = feats[:keep].reshape(keep // segments, segments * n_frames, cfg.n_mels)
+            labels = labels[:keep].reshape(keep // segments, segments)
+            speech_end = speech_end[:keep].reshape(keep // segments, segments)
+        else:
+            labels = labels[:, None]
+            speech_end = speech_end[:, None]
+        loss_frames = torch.tensor([(k + 1) * n_frames - 1 for k in range(segments)])
+        feats = augment.spec_augment(feats, aug, gen, self.fill)
+        return feats, labels, loss_frames, speech_end
+
+
+def speech_end_frames(feats: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
+    """[B, T, mel] features -> [B] index of the last frame louder than halfway (in dB) between the
+    clip's background (its 10th-percentile frame) and its loudest frame: where the spoken word ends.
+    Halfway, not a fixed distance below the peak, because many clips carry their own room noise."""
+    energy_db = 10 * torch.log10(augment.to_power(feats, frontend).sum(-1) + 1e-20)
+    peak, floor = energy_db.max(1, keepdim=True).values, energy_db.quantile(0.1, dim=1, keepdim=True)
+    loud = energy_db >= (peak + floor) / 2
+    last_from_end = loud.flip(1).int().argmax(1)
+    return feats.shape[1] - 1 - last_from_end
