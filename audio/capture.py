@@ -9,7 +9,7 @@ where the samples come from:
     source.dropped_blocks           # blocks lost because the reader fell behind or the device overflowed
     source.stop()                   # idempotent; safe after an error
 
-Threading (see docs/STYLE.md section 3): the PortAudio callback runs on PortAudio's own thread and only
+Threading (three threads, two hand-offs; DEVELOPERS.md): the PortAudio callback runs on PortAudio's own thread and only
 copies the block into a bounded queue with `put_nowait`; it counts what it could not queue and never
 blocks, logs or touches torch or Qt. Resampling to the model's rate and every error check happen in
 `read()`, on the caller's thread, so an error always reaches the caller instead of dying in the audio

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torchaudio.functional
 
 from audio.config import FrontendConfig
-from audio.mel import StreamingFramer, mel_weights, scale_log_mel
+from audio.mel import StreamingFramer, scale_log_mel
 
 
 def mel_filterbank(cfg: FrontendConfig) -> torch.Tensor:
-    """Triangular HTK-mel filters, [n_fft // 2 + 1, n_mels]."""
-    return torch.from_numpy(mel_weights(cfg))
+    """Triangular HTK-mel filters without area normalisation, [n_fft // 2 + 1, n_mels] (torchaudio's;
+    audio/mel.py's numpy `mel_weights` is the same filters for the torch-free path, tested equal)."""
+    return torchaudio.functional.melscale_fbanks(cfg.n_fft // 2 + 1, cfg.f_min_hz, cfg.f_max_hz, cfg.n_mels,
+                                                 cfg.sample_rate_hz, norm=None, mel_scale="htk")
 
 
 class LogMel:

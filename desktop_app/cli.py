@@ -162,7 +162,10 @@ def cmd_make_stream(args) -> int:
         raise UserError(str(exc)) from None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, samples, frontend.sample_rate_hz, subtype="PCM_16")
+    try:
+        sf.write(out, samples, frontend.sample_rate_hz, subtype="PCM_16")
+    except (RuntimeError, OSError) as exc:   # soundfile's errors are RuntimeErrors
+        raise UserError(f"cannot write {out} ({str(exc).splitlines()[-1]})") from None
     labels = Path(args.labels) if args.labels else out.with_suffix(".csv")
     write_labels(labels, spans)
     n_commands = sum(s.label != "_unknown_" for s in spans)
@@ -176,6 +179,8 @@ def cmd_stream_eval(args) -> int:
     from model.stream_eval import read_labels, score_stream
     model = _load_model(args.model, streaming_only=True)
     wavs = find_audio_files([args.wav])
+    if not wavs:
+        raise UserError(f"no audio files (.wav, .flac, .ogg) in {args.wav}")
     try:
         spans = read_labels(args.labels) if args.labels else []
         events = list(run_detection(model, wavs, _detector_config(model, args)))
@@ -289,7 +294,8 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suppression-ms", type=float, help="quiet time after a detection (model default)")
     parser.add_argument("--isolation-gate", type=float,
                         help="ignore commands coming out of running speech: the largest mean _unknown_ "
-                             "probability allowed 1000-400 ms before one (e.g. 0.5; 0 = off, the default)")
+                             "probability allowed 1000-400 ms before one (0 = off; default: the model's "
+                             "config.json, 0.5 for the shipped model)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -395,10 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The one place where the errors a user can fix become one line (none of these imports torch).
+    from audio.io import AudioReadError
+    from model.data import DatasetError
+    from model.model_config import ModelLoadError
     try:
         return args.func(args)
-    except UserError as exc:
+    except (UserError, AudioReadError, DatasetError, ModelLoadError) as exc:
         print(f"speechcmd: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # an unwritable --out, a full disk, a file that vanished mid-run
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"speechcmd: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

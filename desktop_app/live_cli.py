@@ -197,7 +197,12 @@ def _run_gui(model, args, device_name: str | None) -> int:
                 return
             window.redraw(full=True)
             if window.grab().save(args.screenshot):
-                print(f"screenshot saved to {args.screenshot}", file=sys.stderr)
+                # What the picture shows, in words: the history rows and the large last command.
+                shown = [window.history_list.item(i).text().split()[1:] for i in range(window.history_list.count())]
+                history = ", ".join(f"{row[2]} at {row[0]} s" for row in reversed(shown)) or "none"
+                last = window.last_command_label.text().split("<")[0].strip()
+                print(f"screenshot saved to {args.screenshot} (history: {history}; last command: {last})",
+                      file=sys.stderr)
             else:
                 print(f"speechcmd: could not write the screenshot {args.screenshot}", file=sys.stderr)
                 outcome["status"] = 1

@@ -6,8 +6,8 @@
 # The remote has torch/numpy/tqdm/matplotlib/safetensors but not soundfile/soxr: the wheels go to
 # /tmp/site. Each run trains with the shipped recipe (scripts/train_shipped_model.sh) plus its own
 # arguments, the network on the GPU, batches made on 2 CPU threads. At BUDGET_S seconds after the start
-# (less a reserve for packing) the runs still going are killed: a killed run writes no model (train()
-# writes only at the end), but its log keeps the per-epoch rows. Results: $OUT/summary.txt and either
+# (less a reserve for packing) the runs still going are killed: a killed run keeps the best model it
+# had written so far (train() writes each validation improvement), and its log keeps the per-epoch rows. Results: $OUT/summary.txt and either
 # the files themselves ($OUT/<name>/{model.safetensors,config.json,report.json}, $OUT/logs/) or, when
 # that would be more than 8 files, all of it in $OUT/runs.tar.gz.
 set -uo pipefail

@@ -137,7 +137,8 @@ def pack_extra_unknown(data_root: Path, coffee_dir: Path | None, cap: int, dst: 
         paths = [str(data_root / "fsdd" / "recordings"),
                  str(data_root / "precise_community" / "not-wake-words" / "en"), str(coffee_dir)]
         # train() draws the crops from np.random.default_rng(seed) before using that generator for
-        # anything else (without --max-clips), so seed 0 gives the shipped model's crops.
+        # anything else (without --max-clips), so seed S gives the crops of `train --seed S` (v4, the
+        # last model trained from this pack, used seed 1).
         extra = load_extra_unknown(paths, frontend, cap, np.random.default_rng(seed))
     dst.mkdir(parents=True, exist_ok=True)
     mismatched, worst = 0, 0

@@ -15,7 +15,17 @@ def test_classify_labels_the_test_speaker_clips():
     labels = {row["path"].rsplit("/", 1)[1][:-4]: row["label"] for row in rows}
     correct = sum(labels[word] == word for word in WORDS)
     assert correct >= 9, labels
-    assert all(0.0 < row["score"] <= 1.0 for row in rows)
+    # The score is the network's posterior for that label at the clip's last frame.
+    import torch
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from audio.features import LogMel
+    from conftest import read_clip
+    model = load_checkpoint(default_model_dir())
+    logits, _ = model.network(LogMel(model.frontend)(torch.from_numpy(read_clip("stop")))[None])
+    posterior = torch.softmax(logits[0, -1], -1)
+    stop = next(row for row in rows if row["path"].endswith("stop.wav"))
+    assert stop["score"] == pytest.approx(float(posterior.max()), abs=1e-3)
+    assert stop["label"] == model.labels[int(posterior.argmax())]
 
 
 def test_classify_plain_output_and_other_formats():
@@ -66,7 +76,10 @@ def test_detect_reports_events_as_json_lines(tmp_path):
 
 def test_detect_threshold_override_silences_it(tmp_path):
     sf.write(tmp_path / "rec.wav", make_stream([("yes", 0.5)], total_s=2.5), 16000)
-    assert run_cli("detect", "--json", "--threshold", "1.01", str(tmp_path / "rec.wav")).stdout == ""
+    found = run_cli("detect", "--json", str(tmp_path / "rec.wav"))
+    assert found.returncode == 0 and found.stderr == "" and '"yes"' in found.stdout
+    silenced = run_cli("detect", "--json", "--threshold", "1.01", str(tmp_path / "rec.wav"))
+    assert silenced.returncode == 0 and silenced.stderr == "" and silenced.stdout == ""
 
 
 @pytest.mark.parametrize("args, message", [
@@ -95,3 +108,37 @@ def test_a_model_from_before_the_image_frontend_still_runs_with_its_own_frontend
     out = run_cli("detect", "--json", "--model", str(v4), str(stream_wav))
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["yes", "stop"]
+
+
+def test_damaged_data_is_one_line_for_every_subcommand_that_reads_a_data_folder(tmp_path):
+    """A damaged noise recording, a damaged word clip, an unwritable output: one `speechcmd:` line
+    on stderr and exit status 1, never a traceback."""
+    from conftest import make_dataset
+    data = make_dataset(tmp_path / "sc")
+    (data / "_background_noise_" / "tap.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEdamaged")
+    cases = [("evaluate", "--data", str(data)),
+             ("make-stream", "--data", str(data), "--split", "validation", "--out", str(tmp_path / "s.wav")),
+             ("train", "--data", str(data), "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet"),
+             ("tune-detector", "--data", str(data), "--seconds", "5")]
+    for args in cases:
+        out = run_cli(*args)
+        assert out.returncode == 1, (args[0], out.stderr)
+        assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1, (args[0], out.stderr)
+        assert out.stderr.startswith("speechcmd: ") and "tap.wav" in out.stderr, (args[0], out.stderr)
+
+    data = make_dataset(tmp_path / "sc2")
+    (data / "yes" / "cccc2222_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEdamaged")   # a validation clip
+    out = run_cli("make-stream", "--data", str(data), "--split", "validation", "--out", str(tmp_path / "s.wav"),
+                  "--seconds", "20")
+    assert out.returncode == 1 and "cccc2222_nohash_0.wav" in out.stderr and "Traceback" not in out.stderr
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = run_cli("make-stream", "--data", str(data), "--split", "test", "--out", str(blocker / "s.wav"),
+                  "--seconds", "20")
+    assert out.returncode == 1 and out.stderr.startswith("speechcmd: ") and "Traceback" not in out.stderr
+    assert "a_file" in out.stderr
+
+
+def test_stream_eval_on_a_folder_without_audio_is_an_error(tmp_path):
+    out = run_cli("stream-eval", "--wav", str(tmp_path))
+    assert out.returncode == 1 and "no audio files" in out.stderr and "Traceback" not in out.stderr

@@ -105,3 +105,10 @@ def test_image_frontend_floors_silence_and_band_ends_at_4_khz():
     high = LogMel(IMAGES)(0.5 * np.sin(2 * np.pi * 6000 * t).astype(np.float32)).numpy()
     low = LogMel(IMAGES)(0.5 * np.sin(2 * np.pi * 1000 * t).astype(np.float32)).numpy()
     assert high.max() < IMAGES.silence_feature + 1 and low.max() > 150
+
+
+@pytest.mark.parametrize("frontend", [FrontendConfig(), IMAGES], ids=["v4", "images"])
+def test_torch_filters_from_torchaudio_equal_the_numpy_filters(frontend):
+    from audio.features import mel_filterbank
+    from audio.mel import mel_weights
+    np.testing.assert_allclose(mel_filterbank(frontend).numpy(), mel_weights(frontend), atol=1e-5)

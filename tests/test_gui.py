@@ -211,6 +211,17 @@ def test_gui_command_plays_a_file_and_saves_a_screenshot(tmp_path):
     assert done.returncode == 0, done.stderr
     image = QImage(str(png))
     assert image.width() >= 800 and image.height() >= 500
+    # The window drew the one command of the file, in the history and as the last command, at the
+    # time the offline detector gives.
+    from model.checkpoint import default_model_dir
+    from model.streaming import load_streaming_model
+    model = load_streaming_model(default_model_dir())
+    offline = list(run_detection(model, [wav], model.detector))
+    assert [e.label for e in offline] == ["yes"]
+    assert f"(history: yes at {offline[0].time_s:.2f} s; last command: yes)" in done.stderr, done.stderr
+    # ...and the picture is not blank: its pixels vary (spectrogram, bars, text).
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 50
 
 
 def test_frame_ring_keeps_the_latest_rows_in_order():

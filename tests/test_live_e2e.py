@@ -46,7 +46,9 @@ def virtual_mic(tmp_path_factory):
         reason = "PortAudio lists no input device (is the ALSA pulse plugin, libasound2-plugins, installed?)"
     try:
         if not devices:
-            pytest.skip(f"the audio server runs, but {reason}")
+            # The server runs, so a capture path that cannot see it is this product's failure, not a
+            # missing machine feature: fail, do not skip.
+            pytest.fail(f"the audio server runs, but {reason}")
         yield mic
     finally:
         mic.stop()
@@ -100,7 +102,8 @@ def test_listen_reports_the_played_commands_at_the_right_times(virtual_mic, mode
     for live, offline in zip(events, reference):
         assert set(live) == {"time", "label", "score"}
         assert abs(live["time"] - offset_s - offline.time_s) <= TOLERANCE_S, (live, offline, offset_s)
-        assert live["score"] >= model.detector.threshold
+        # The live path (44.1 kHz device, resampled, 20 ms blocks) scores the word as the offline run does.
+        assert abs(live["score"] - offline.score) <= 0.15, (live, offline)
 
 
 def test_microphone_source_hears_what_is_played(virtual_mic, tmp_path):

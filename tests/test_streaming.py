@@ -51,9 +51,21 @@ def test_finds_the_words_at_their_times(model, stream):
 
 def test_update_shapes_follow_the_frames(model):
     recognizer = StreamingRecognizer(model)
-    first = recognizer.process(np.zeros(399, np.float32))
-    assert first.log_mel.shape == (0, model.frontend.n_mels)
-    second = recognizer.process(np.zeros(1 + 160 * 9, np.float32))
+    frontend = model.frontend
+    first = recognizer.process(np.zeros(frontend.window_samples - 1, np.float32))
+    assert first.log_mel.shape == (0, frontend.n_mels)
+    samples = np.random.default_rng(0).standard_normal(frontend.window_samples + 9 * frontend.hop_samples) * 0.1
+    second = recognizer.process(samples[frontend.window_samples - 1:].astype(np.float32))
     assert second.start_frame == 0 and second.posteriors.shape == (10, len(model.labels))
     assert second.hidden.shape == (10, model.network.cfg.hidden_size)
-    assert np.allclose(second.posteriors.sum(axis=1), 1.0, atol=1e-4)
+    # The first window - 1 samples were zeros; the (smoothed) posteriors are the offline network's on
+    # the same audio, through the model's detector smoothing.
+    import torch
+    from audio.features import LogMel
+    from model.detector import Detector
+    from model.labels import COMMANDS
+    audio = np.concatenate([np.zeros(frontend.window_samples - 1), samples[frontend.window_samples - 1:]])
+    logits, _ = model.network(LogMel(frontend)(torch.from_numpy(audio.astype(np.float32)))[None])
+    detector = Detector(model.detector, model.labels, COMMANDS, frontend.hop_ms, frontend.window_ms)
+    smoothed, _ = detector.process(torch.softmax(logits[0], -1).detach().numpy())
+    np.testing.assert_allclose(second.posteriors, smoothed, atol=1e-4)

@@ -3,6 +3,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audio.augment import AugmentConfig
@@ -55,7 +56,10 @@ def test_tiny_model_learns_training_clips(tmp_path):
     out = run_cli("evaluate", "--data", str(data), "--split", "test", "--json", "--model", str(tmp_path / "model"))
     assert out.returncode == 0, out.stderr
     evaluated = json.loads(out.stdout)
-    assert evaluated["clips"] == 6 and 0.0 <= evaluated["accuracy"] <= 1.0
+    assert evaluated["clips"] == 6
+    # evaluate's figure is the training report's test figure (same clips, same silence, same model).
+    assert evaluated["accuracy"] == result.report["splits"]["test"]["accuracy"]
+    assert evaluated["confusion"] == result.report["splits"]["test"]["confusion"]
 
 
 def test_train_rejects_a_folder_without_the_layout(tmp_path):
@@ -215,3 +219,22 @@ def test_image_folders_need_the_images_frontend(tmp_path):
     (images / "testing_list.txt").write_text("")
     with pytest.raises(DatasetError, match="frontend"):
         train(images, tmp_path / "model", TINY_NET, TINY, frontend=FrontendConfig(), aug=QUIET, show_progress=False)
+
+
+def test_metrics_on_predictions_with_known_answers():
+    from model.evaluate import format_metrics, metrics
+    names = ("a", "b", "c")
+    truth = np.array([0, 0, 0, 0, 1, 1, 2])
+    guess = np.array([0, 0, 0, 1, 1, 2, 2])     # a: 3/4, b: 1/2, c: 1/1 -> 5/7
+    result = metrics(truth, guess, names)
+    assert result["accuracy"] == pytest.approx(5 / 7) and result["clips"] == 7
+    assert result["per_class"]["a"] == {"accuracy": 0.75, "clips": 4}
+    assert result["per_class"]["b"] == {"accuracy": 0.5, "clips": 2}
+    # Rows are the truth, columns the prediction: one "a" taken for "b", one "b" for "c".
+    assert result["confusion"] == [[3, 1, 0], [0, 1, 1], [0, 0, 1]]
+    empty = metrics(np.array([0]), np.array([0]), names)
+    assert empty["per_class"]["c"] == {"accuracy": None, "clips": 0}
+    text = format_metrics("demo", result, names).splitlines()
+    assert text[0] == "demo: accuracy 0.7143 on 7 clips"
+    assert text[1].split() == ["a", "0.750", "(4", "clips)"]
+    assert text[-2].split() == ["b", "0", "1", "1"] and text[-1].split() == ["c", "0", "0", "1"]
