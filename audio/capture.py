@@ -22,7 +22,9 @@ at program start.
 from __future__ import annotations
 
 import atexit
+import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -84,7 +86,63 @@ def _sounddevice():
         raise CaptureError(f"audio input unavailable: {exc} (install PortAudio, e.g. apt install libportaudio2)") from None
     except ImportError as exc:
         raise CaptureError(f"audio input unavailable: {exc} (pip install sounddevice)") from None
+    _silence_alsa_messages()
     return sounddevice
+
+
+_ALSA_HANDLER = None
+_NATIVE_NOISE = (b"Expression '", b"ALSA lib ")   # PortAudio's and ALSA's own C-level error prints
+_stderr_filtered = False
+
+
+def filter_native_audio_messages() -> None:
+    """For the terminal commands (`listen`, `gui`): PortAudio prints "Expression '...' failed in
+    pa_linux_alsa.c" lines to file descriptor 2 from C when a device or the audio server dies (its
+    debug-print hook is not exported by the distribution builds), before this product's own one-line
+    report of the same event. Python's sys.stderr moves to a copy of the terminal's descriptor, and
+    descriptor 2 (what C writes to) goes through a thread that drops those lines and passes the rest."""
+    global _stderr_filtered
+    if _stderr_filtered or os.name != "posix":
+        return
+    _stderr_filtered = True
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    sys.stderr = open(terminal, "w", buffering=1, errors="backslashreplace", closefd=False)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with open(read_end, "rb", buffering=0) as pipe:
+            for line in iter(pipe.readline, b""):
+                if not line.startswith(_NATIVE_NOISE):
+                    os.write(terminal, line)
+
+    threading.Thread(target=forward, name="native-stderr-filter", daemon=True).start()
+
+
+def _silence_alsa_messages() -> None:
+    """ALSA's library prints its errors ("ALSA lib pcm_pulse.c: ... Connection terminated") straight to
+    the terminal from C when the audio server goes away; this product reports the same event as one
+    CaptureError line, so ALSA's own handler is replaced by one that drops them (Linux only; a no-op
+    where libasound is absent)."""
+    global _ALSA_HANDLER
+    if _ALSA_HANDLER is not None:
+        return
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("asound")
+    if not name:
+        _ALSA_HANDLER = False
+        return
+    try:
+        asound = ctypes.CDLL(name)
+        handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                        ctypes.c_char_p)
+        _ALSA_HANDLER = handler_type(lambda *_: None)   # kept referenced: ALSA calls it later
+        asound.snd_lib_error_set_handler(_ALSA_HANDLER)
+    except (OSError, AttributeError):
+        _ALSA_HANDLER = False
 
 
 @dataclass(frozen=True)
@@ -273,7 +331,11 @@ class MicrophoneSource:
 
     def _check_alive(self) -> None:
         stream = self._stream
-        if self._stream_ended.is_set() or not stream.active:
+        try:
+            active = stream.active
+        except _sounddevice().PortAudioError:   # the server or device is gone under the stream
+            active = False
+        if self._stream_ended.is_set() or not active:
             raise CaptureError(f"input device {self.name!r} stopped delivering audio (disconnected?)")
         silent_s = time.monotonic() - self._last_block_at
         if silent_s > self.stall_s:
@@ -386,10 +448,6 @@ class FileSource:
         if self._next is None:
             self.finished = True
         return block
-
-    @property
-    def duration_served_s(self) -> float:
-        return self._served_samples / self.sample_rate_hz
 
     def stop(self) -> None:
         if self._blocks is not None:

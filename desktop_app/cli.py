@@ -13,33 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
-
-
-def _load_model(model_dir: str | None, streaming_only: bool = False):
-    """The model for a command; `streaming_only` commands (detect, stream-eval, listen) get the
-    torch-free NumpyModel where the network allows it: they start faster and use less memory."""
-    from model.model_config import ModelLoadError, default_model_dir
-    try:
-        if streaming_only:
-            from model.streaming import load_streaming_model
-            return load_streaming_model(model_dir or default_model_dir())
-        from model.checkpoint import load_checkpoint
-        return load_checkpoint(model_dir or default_model_dir())
-    except ModelLoadError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _detector_config(model, args):
-    from dataclasses import replace
-    cfg = model.detector
-    for name in ("threshold", "smoothing_ms", "suppression_ms", "isolation_gate"):
-        value = getattr(args, name, None)
-        if value is not None:
-            cfg = replace(cfg, **{name: value})
-    return cfg
+from desktop_app.cli_common import (MODEL_HELP, UserError, _add_detector_options, _detector_config,  # noqa: F401
+                                    _load_model, print_event)
 
 
 def cmd_classify(args) -> int:
@@ -73,13 +48,6 @@ def run_detection(model, paths, detector_cfg, block_ms: float = 1000.0):
     for path in paths:
         for block in iter_audio_blocks(path, model.frontend.sample_rate_hz, block_ms):
             yield from recognizer.process(block).events
-
-
-def print_event(event, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"time": event.time_s, "label": event.label, "score": round(event.score, 4)}), flush=True)
-    else:
-        print(f"{event.time_s:8.2f}s  {event.label:<6} {event.score:.3f}", flush=True)
 
 
 def cmd_detect(args) -> int:
@@ -288,20 +256,10 @@ def cmd_demo(args) -> int:
     return rc or detect_rc
 
 
-def _add_detector_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, help="smoothed probability needed to fire (model default)")
-    parser.add_argument("--smoothing-ms", type=float, help="posterior averaging window (model default)")
-    parser.add_argument("--suppression-ms", type=float, help="quiet time after a detection (model default)")
-    parser.add_argument("--isolation-gate", type=float,
-                        help="ignore commands coming out of running speech: the largest mean _unknown_ "
-                             "probability allowed 1000-400 ms before one (0 = off; default: the model's "
-                             "config.json, 0.5 for the shipped model)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechcmd", description="Speech-command recognizer (streaming GRU).")
     sub = parser.add_subparsers(dest="command", required=True)
-    model_help = "model folder (default: the shipped model in assets/model)"
+    model_help = MODEL_HELP
 
     p = sub.add_parser("classify", help="label 1-second clips (files or folders)")
     p.add_argument("paths", nargs="+")
@@ -421,7 +379,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy's: live_cli imports desktop_app.cli, and
-    # two copies would mean two UserError classes (one uncaught, shown as a traceback).
-    from desktop_app.cli import main as package_main
-    sys.exit(package_main())
+    sys.exit(main())

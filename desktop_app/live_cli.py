@@ -1,7 +1,7 @@
 """The live subcommands of `speechcmd`: `gui`, `listen` and `devices`.
 
 `listen` and `devices` never import Qt (they work on a machine without a display); PySide6 is imported
-only on the `gui` path. Errors the user can fix end as one line (cli.UserError), never a traceback.
+only on the `gui` path. Errors the user can fix end as one line (cli_common.UserError), never a traceback.
 """
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from desktop_app.cli import UserError, _add_detector_options, _detector_config, _load_model, print_event
-
-MODEL_HELP = "model folder (default: the shipped model in assets/model)"
+from desktop_app.cli_common import MODEL_HELP, UserError, _add_detector_options, _detector_config, _load_model, print_event
 DEVICE_HELP = "input device: index or (part of) the name from `speechcmd devices` (default: system default)"
 
 
@@ -58,7 +56,7 @@ def cmd_devices(args) -> int:
 
 def cmd_listen(args) -> int:
     """Events are printed as they fire; `time` counts from the first captured sample."""
-    from audio.capture import CaptureError, MicrophoneSource, Pacer, find_input_device
+    from audio.capture import CaptureError, MicrophoneSource, Pacer, filter_native_audio_messages, find_input_device
     if args.seconds is not None and args.seconds <= 0:
         return _usage_error("--seconds must be positive")
     try:
@@ -72,6 +70,7 @@ def cmd_listen(args) -> int:
         from desktop_app.model_loader import use_one_torch_thread
         use_one_torch_thread()
     recognizer = StreamingRecognizer(model, _detector_config(model, args))
+    filter_native_audio_messages()
     source = MicrophoneSource(args.device, model.frontend.sample_rate_hz)
     announced = False
     try:
@@ -103,6 +102,11 @@ def cmd_listen(args) -> int:
     return 0
 
 
+def _age_text() -> str:
+    age_s = _process_age_s()
+    return "?" if age_s is None else f"{age_s:.3f}"
+
+
 def _process_age_s() -> float | None:
     """Seconds since this process started (Linux /proc; None elsewhere)."""
     try:
@@ -114,7 +118,7 @@ def _process_age_s() -> float | None:
 
 
 def cmd_gui(args) -> int:
-    from audio.capture import CaptureError, find_input_device
+    from audio.capture import CaptureError, filter_native_audio_messages, find_input_device
     # Arguments and device first: they fail in milliseconds, the model needs torch (seconds).
     if args.screenshot and not args.input_file:
         return _usage_error("--screenshot needs --input-file (the screenshot is taken when the file ends)")
@@ -129,6 +133,7 @@ def cmd_gui(args) -> int:
         # Without this check Qt aborts the process with a core dump and a multi-line hint.
         raise UserError("no display found: run it on a desktop session, or use `speechcmd listen` in a terminal "
                         "(for a headless screenshot set QT_QPA_PLATFORM=offscreen)")
+    filter_native_audio_messages()
     device_name = None
     if args.device:
         try:
@@ -175,7 +180,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
         if timing:
             # CPU time too: on a busy machine the wall time mostly measures the other processes.
             cpu = os.times()
-            print(f"speechcmd timing: first frame drawn {_process_age_s():.3f} s after process start "
+            print(f"speechcmd timing: first frame drawn {_age_text()} s after process start "
                   f"(cpu {cpu.user + cpu.system:.3f} s)", file=sys.stderr, flush=True)
 
     window.first_frame_drawn.connect(on_first_frame)
@@ -183,7 +188,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
     def on_recognizer_started(caught_up_s: float) -> None:
         if timing:
             cpu = os.times()
-            print(f"speechcmd timing: recognizer ready {_process_age_s():.3f} s after process start "
+            print(f"speechcmd timing: recognizer ready {_age_text()} s after process start "
                   f"(cpu {cpu.user + cpu.system:.3f} s, caught up on {caught_up_s:.2f} s of audio)",
                   file=sys.stderr, flush=True)
 

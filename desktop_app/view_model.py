@@ -134,10 +134,6 @@ class LiveViewModel(QObject):
         """[n_commands] latest smoothed probabilities, in `info.commands` order."""
         return self.posteriors[self.command_index]
 
-    @property
-    def stream_time_s(self) -> float:
-        return self.frames_seen * self.hop_ms / 1000.0
-
     @Slot(object)
     def on_frames(self, batch: StreamUpdate) -> None:
         self.spectrogram.push(batch.log_mel)
@@ -188,7 +184,6 @@ class FileAnalysis(QObject):
         self.hop_ms = hop_ms
         self._chunks: list[np.ndarray] = []
         self.detections: list[Detection] = []
-        self.done = False
         self.error: str | None = None
 
     @Slot(object)

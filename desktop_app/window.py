@@ -395,7 +395,6 @@ class MainWindow(QMainWindow):
         thread.wait(2000)
         self._keep_until_ended(self._analysis_worker, thread)
         self._analysis = self._analysis_worker = self._analysis_thread = None
-        analysis.done = True
         if analysis.error is None:
             posteriors = analysis.posteriors
             commands = posteriors[:, self.view_model.command_index] if posteriors.size else posteriors.reshape(0, 0)

@@ -157,3 +157,21 @@ def test_a_lost_audio_server_is_reported_and_listen_fails_cleanly(tmp_path, virt
     assert done.returncode == 1
     assert done.stderr.startswith("speechcmd: no input device matches 'no-such-mic'"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_listen_reports_a_dying_audio_server_in_one_clean_line(tmp_path, virtual_mic):
+    """No ALSA messages from C on the terminal, only speechcmd's own line, when the server goes away."""
+    other = VirtualMic.start(tmp_path / "pulse3")
+    try:
+        listen = subprocess.Popen([sys.executable, "-m", "desktop_app.cli", "listen", "--seconds", "20"],
+                                  cwd=REPO_ROOT, env=other.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        time.sleep(4.0)
+        other.stop()
+        out, err = listen.communicate(timeout=30)
+    finally:
+        other.stop()
+    assert listen.returncode == 1, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("listening on")]
+    assert len(lines) == 1 and lines[0].startswith("speechcmd: "), err
+    assert "ALSA" not in err and "Traceback" not in err
