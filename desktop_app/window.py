@@ -32,6 +32,8 @@ HIDDEN_VIEW_EVERY_TICKS = 2
 # Blocks for the fast "Open file..." run: big blocks, few Python round trips (the result does not
 # depend on the block size, see tests of the streaming recognizer).
 ANALYSIS_BLOCK_MS = 1000.0
+# At exit, how long a run thread that did not stop in time may still take.
+STUCK_THREAD_WAIT_MS = 2000
 # Start loading the network this long after the window is built, if no first frame was drawn before.
 LOAD_MODEL_AFTER_MS = 1000
 # Slider: sensitivity in percent, threshold = 1 - sensitivity / 100 (right = fires more easily).
@@ -516,6 +518,10 @@ class MainWindow(QMainWindow):
         self.stop()
         self._stop_analysis()
         self.save_settings()
+        # A thread kept because it had not ended in time gets a last chance before the app exits
+        # (Qt aborts the process when a running QThread is destroyed).
+        for _, thread in list(self._stuck_runs):
+            thread.wait(STUCK_THREAD_WAIT_MS)
 
     def closeEvent(self, event) -> None:  # Qt override
         self.shutdown()

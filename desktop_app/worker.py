@@ -28,6 +28,8 @@ from model.stream_update import StreamUpdate
 READ_TIMEOUT_S = 0.05
 # The level meter needs no more than ten updates a second; each signal costs a cross-thread event.
 LEVEL_EVERY_S = 0.1
+# Audio kept while the network loads (for the catch-up); beyond it the load counts as failed.
+MAX_PENDING_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class RecognizerWorker(QObject):
         self._level_every_samples = int(LEVEL_EVERY_S * frontend.sample_rate_hz)
         # While the network loads: the audio heard so far and a torch-free spectrogram of it.
         self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
         self._display = NumpyStreamingLogMel(frontend)
         self._display_frames = 0
         if self.model.loaded is not None:
@@ -125,7 +128,7 @@ class RecognizerWorker(QObject):
             realtime = getattr(self.source, "realtime", True)
             # A file analysed as fast as possible has nothing to show meanwhile: it waits for the model.
             if self.recognizer is None:
-                model = self.model.get() if realtime else self.model.wait()
+                model = self.model.get() if realtime else self._wait_for_model()
                 if model is not None:
                     self._start_recognizer(model)
             # Live sources are read once per Pacer tick (everything captured meanwhile, one recognizer
@@ -145,7 +148,9 @@ class RecognizerWorker(QObject):
                     break
             if self.recognizer is None and self.source.finished and not self._should_stop():
                 # A recording that ended while the network was loading: its commands still count.
-                self._emit(self._catch_up(self.model.wait()))
+                model = self._wait_for_model()
+                if model is not None:
+                    self._emit(self._catch_up(model))
         except (CaptureError, AudioReadError, ModelLoadError) as exc:
             self.error_occurred.emit(str(exc))
         except Exception as exc:  # never let the thread die silently: the GUI must hear about it
@@ -178,11 +183,24 @@ class RecognizerWorker(QObject):
         for event in update.events:
             self.detected.emit(event)
 
+    def _wait_for_model(self):
+        """The loaded model, waiting for it in short steps so that stop() is still heard (None then)."""
+        while not self._should_stop():
+            model = self.model.wait(READ_TIMEOUT_S)   # raises ModelLoadError if loading failed
+            if self.model.ready:
+                return model
+        return None
+
     def _process_while_loading(self, block: np.ndarray) -> StreamUpdate:
         self._pending.append(block)
+        self._pending_samples += block.size
         model = self.model.get()            # raises ModelLoadError if loading failed
         if model is not None:
             return self._catch_up(model)
+        if self._pending_samples > MAX_PENDING_S * self.model.spec.frontend.sample_rate_hz:
+            # The audio kept for the catch-up must not grow without end: a network that has not
+            # loaded in this long will not (a GRU loads in well under a second).
+            raise ModelLoadError(f"the recognizer did not load within {MAX_PENDING_S:g} s; restart the app")
         spec = self.model.spec
         frames = self._display.process(block)
         n = frames.shape[0]
@@ -197,7 +215,7 @@ class RecognizerWorker(QObject):
         framing), so the update returned holds only the frames after those."""
         self._start_recognizer(model)
         audio = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
-        self._pending = []
+        self._pending, self._pending_samples = [], 0
         self.recognizer_started.emit(audio.size / self.model.spec.frontend.sample_rate_hz)
         caught_up = self.recognizer.process(audio)
         skip = self._display_frames

@@ -64,7 +64,7 @@ def test_worker_recognizes_audio_heard_while_the_model_was_loading(qtbot, model,
     n_early = sum(b.log_mel.shape[0] for b in early)
     samples, _ = sf.read(stream_wav, dtype="float32")
     shown = np.concatenate([b.log_mel for b in early])
-    np.testing.assert_allclose(shown, LogMel(FrontendConfig())(samples).numpy()[:n_early], atol=2e-3)
+    np.testing.assert_allclose(shown, LogMel(loading.spec.frontend)(samples).numpy()[:n_early], atol=2e-3)
 
     with qtbot.waitSignal(worker.finished, timeout=15000):
         loading.start()
@@ -146,3 +146,35 @@ def test_a_model_that_fails_to_load_in_the_background_is_reported(qtbot, corrupt
                    timeout_s=60)
     assert done.returncode == 1
     assert "could not be loaded" in done.stderr and "Traceback" not in done.stderr
+
+
+class NeverLoads(BackgroundModel):
+    """A loader stuck for good (a hung disk, a wedged import): the worker must still stop when asked."""
+
+    def start(self) -> None:
+        self._started = True
+
+
+def test_a_stuck_model_load_does_not_hold_a_stopped_file_analysis(qtbot, stream_wav):
+    import time
+    stuck = NeverLoads.from_folder(default_model_dir())
+    worker = RecognizerWorker(stuck, FileSource(stream_wav, 16000, block_ms=1000, realtime=False))
+    thread = start_worker(worker)
+    time.sleep(0.3)
+    with qtbot.waitSignal(worker.finished, timeout=2000):
+        worker.stop()
+    assert thread.wait(1000)
+
+
+def test_audio_kept_for_a_model_that_never_loads_is_capped(qtbot, stream_wav, monkeypatch):
+    import desktop_app.worker as worker_module
+    monkeypatch.setattr(worker_module, "MAX_PENDING_S", 0.5)
+    stuck = NeverLoads.from_folder(default_model_dir())
+    worker = RecognizerWorker(stuck, FileSource(stream_wav, 16000, block_ms=20, realtime=True))
+    errors = []
+    worker.error_occurred.connect(errors.append)
+    with qtbot.waitSignal(worker.finished, timeout=5000):
+        thread = start_worker(worker)
+    assert thread.wait(1000)
+    assert errors and "did not load within 0.5 s" in errors[0]
+    assert worker._pending_samples <= 0.6 * 16000
