@@ -173,7 +173,11 @@ def rescan_devices() -> None:
     if _stuck_streams:
         return
     sd = _sounddevice()
-    # sounddevice has no public re-scan; terminate/initialize is the documented-in-issues way.
+    # The only way to see a new device: PortAudio has no re-scan (hotplug is unfinished upstream,
+    # PortAudio/portaudio#11) and sounddevice none either; its maintainer gives _terminate/_initialize
+    # as the way (spatialaudio/python-sounddevice#125). Private API, so it lives here alone, and
+    # tests/test_capture.py and the virtual-microphone fixture (a server started after PortAudio)
+    # would fail if it stopped working.
     sd._terminate()
     sd._initialize()
 

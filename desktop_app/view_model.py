@@ -6,7 +6,6 @@ redraws, and data that was superseded before the next tick is simply never drawn
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import dataclass

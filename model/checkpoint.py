@@ -6,32 +6,18 @@ reads those without torch).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from audio.config import FrontendConfig
 from model.detector import DetectorConfig
-from model.model_config import (CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, ModelSpec,  # noqa: F401 (re-exported)
-                                default_model_dir, read_model_spec)
+from model.model_config import (CONFIG_FILE, WEIGHTS_FILE, LoadedModel, ModelLoadError, ModelSpec,  # noqa: F401
+                                default_model_dir, read_model_spec)   # (LoadedModel and the rest re-exported)
 from model.network import RecurrentClassifier
 
 FORMAT_VERSION = 1
 
-
-@dataclass
-class LoadedModel:
-    network: RecurrentClassifier
-    labels: tuple[str, ...]
-    frontend: FrontendConfig
-    detector: DetectorConfig
-    extra: dict = field(default_factory=dict)   # data summary, metrics, training settings
-    path: Path | None = None
-
-    @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
 
 
 def save_checkpoint(folder: str | Path, network: RecurrentClassifier, labels, frontend: FrontendConfig,

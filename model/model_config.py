@@ -58,6 +58,22 @@ class ModelSpec:
     path: Path | None = None
 
 
+@dataclass
+class LoadedModel:
+    """A model folder with its network loaded: a torch RecurrentClassifier (checkpoint.load_checkpoint)
+    or, as NumpyModel, a NumpyNetwork (numpy_network.load_numpy_model). `network.cfg` is its NetworkConfig."""
+    network: object
+    labels: tuple[str, ...]
+    frontend: FrontendConfig
+    detector: DetectorConfig
+    extra: dict = field(default_factory=dict)   # data summary, metrics, training settings
+    path: Path | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
+
+
 def read_model_spec(folder: str | Path) -> ModelSpec:
     """Reads and checks `config.json`; also checks that the weights file is there (not its contents)."""
     folder = Path(folder)

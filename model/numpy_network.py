@@ -14,16 +14,13 @@ None and `load_numpy_model` raises, and the callers step the torch network inste
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
 
-from audio.config import FrontendConfig
-from model.detector import DetectorConfig
 from model.model_config import (PCEN_BLOCK_FRAMES, PCEN_EPS, PCEN_LOG_SCALE, PCEN_SMOOTHING, WEIGHTS_FILE,
-                                ModelLoadError, ModelSpec, NetworkConfig, read_model_spec)
+                                LoadedModel, ModelLoadError, NetworkConfig, read_model_spec)
 
 
 def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
@@ -177,19 +174,8 @@ class NumpyNetwork:
         return features, last
 
 
-@dataclass
-class NumpyModel:
-    """A model folder loaded for streaming without torch (what `load_checkpoint` is for the rest)."""
-    network: NumpyNetwork
-    labels: tuple[str, ...]
-    frontend: FrontendConfig
-    detector: DetectorConfig
-    extra: dict = field(default_factory=dict)
-    path: Path | None = None
-
-    @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
+class NumpyModel(LoadedModel):
+    """A model folder loaded for streaming without torch: `network` is a NumpyNetwork."""
 
 
 def load_numpy_model(folder: str | Path) -> NumpyModel:
