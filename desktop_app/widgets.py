@@ -3,6 +3,8 @@
 a 20 Hz redraw cheap)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -183,11 +185,14 @@ class LastCommandLabel(QLabel):
 
 
 class LevelMeter(QProgressBar):
-    """Input level of the latest block, in dBFS."""
+    """Input level of the latest block, in dBFS, with a clip indicator: "CLIP" in red for a while
+    after any sample reached full scale (a clipped word is distorted and recognized worse)."""
 
     # A styled progress bar costs about a millisecond to repaint: refresh it at most this often (a
     # level meter needs no more to look live).
     MIN_INTERVAL_S = 0.1
+    CLIP_PEAK = 0.99       # |sample| at or above this counts as clipping (16-bit full scale is 1.0)
+    CLIP_HOLD_S = 2.0      # how long the indicator stays after the last clipped block
 
     def __init__(self):
         super().__init__()
@@ -197,9 +202,18 @@ class LevelMeter(QProgressBar):
         self.setTextVisible(True)
         self.setMaximumWidth(220)
         self._shown_at = 0.0
+        self._clipped_at = -math.inf
+        self._clip_shown = False
 
-    def show_level(self, rms_dbfs: float | None, now_s: float) -> None:
-        """`now_s`: a monotonic clock reading, for the refresh limit."""
+    @property
+    def clipping_shown(self) -> bool:
+        return self._clip_shown
+
+    def show_level(self, rms_dbfs: float | None, now_s: float, peak: float = 0.0) -> None:
+        """`now_s`: a monotonic clock reading, for the refresh limit and the clip hold. `peak`: the
+        largest |sample| since the last call, 0..1."""
+        if peak >= self.CLIP_PEAK:
+            self._clipped_at = now_s     # remembered even when this refresh is skipped
         if now_s - self._shown_at < self.MIN_INTERVAL_S:
             return
         self._shown_at = now_s
@@ -207,6 +221,12 @@ class LevelMeter(QProgressBar):
             value, text = LEVEL_METER_MIN_DBFS, "level: -inf dBFS"
         else:
             value, text = int(max(LEVEL_METER_MIN_DBFS, min(0.0, rms_dbfs))), f"level: {rms_dbfs:.0f} dBFS"
-        if value != self.value():
+        clip = now_s - self._clipped_at < self.CLIP_HOLD_S
+        if clip:
+            text += "  CLIP"
+        if clip != self._clip_shown:
+            self._clip_shown = clip
+            self.setStyleSheet("QProgressBar { color: #e03030; font-weight: bold; }" if clip else "")
+        if value != self.value() or text != self.format():
             self.setValue(value)
             self.setFormat(text)

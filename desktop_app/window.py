@@ -452,7 +452,8 @@ class MainWindow(QMainWindow):
         if full or self._tick % HIDDEN_VIEW_EVERY_TICKS == 0:
             self.hidden_view.show_frames(vm.hidden.ordered())
         self.bars_view.show_values(vm.command_posteriors, vm.threshold)
-        self.level_meter.show_level(vm.level.rms_dbfs if vm.level else None, time.monotonic())
+        self.level_meter.show_level(vm.level.rms_dbfs if vm.level else None, time.monotonic(),
+                                    vm.level.peak if vm.level else 0.0)
         self._show_dropped(vm.dropped_blocks)
         if vm.last_detection is None:
             self.last_command_label.show_detection(None, 0.0)

@@ -278,3 +278,18 @@ def test_command_bars_skip_changes_too_small_to_see(qtbot):
     assert bars.bars.opts["brushes"][0] is bars._above
     bars.show_values(np.array([0.7, 0.0]), 0.8)    # same values, new threshold: redrawn
     assert bars.threshold_line.value() == 0.8 and bars.bars.opts["brushes"][0] is not bars._above
+
+
+def test_level_meter_shows_clipping_and_holds_it(qtbot):
+    from desktop_app.widgets import LevelMeter
+    meter = LevelMeter()
+    qtbot.addWidget(meter)
+    meter.show_level(-20.0, 10.0, peak=0.5)
+    assert meter.format() == "level: -20 dBFS" and not meter.clipping_shown
+    meter.show_level(-6.0, 10.05, peak=1.0)          # skipped by the refresh limit, but remembered
+    meter.show_level(-6.0, 10.2, peak=0.3)
+    assert meter.format() == "level: -6 dBFS  CLIP" and meter.clipping_shown
+    meter.show_level(-18.0, 11.5, peak=0.3)          # within the hold
+    assert meter.clipping_shown
+    meter.show_level(-18.0, 12.2, peak=0.3)          # 2 s after the clipped block: gone
+    assert meter.format() == "level: -18 dBFS" and not meter.clipping_shown
