@@ -7,7 +7,7 @@ import torch
 import torchaudio.functional
 
 from audio.config import FrontendConfig
-from audio.mel import StreamingFramer, scale_log_mel
+from audio.mel import StreamingFramer, check_framing, scale_log_mel
 
 
 def mel_filterbank(cfg: FrontendConfig) -> torch.Tensor:
@@ -21,8 +21,7 @@ class LogMel:
     """Offline log-mel: samples [..., n_samples] -> frames [..., n_frames, n_mels] (float32)."""
 
     def __init__(self, cfg: FrontendConfig):
-        if cfg.window_samples > cfg.n_fft:
-            raise ValueError("window_ms is longer than n_fft samples")
+        check_framing(cfg)
         self.cfg = cfg
         self.window = torch.hann_window(cfg.window_samples, periodic=True)
         self.mel = mel_filterbank(cfg)

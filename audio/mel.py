@@ -47,12 +47,17 @@ def scale_log_mel(ln_mel, cfg: FrontendConfig):
     return ln_mel
 
 
+def check_framing(cfg: FrontendConfig) -> None:
+    """The one frontend setting that cannot work: a window longer than the FFT."""
+    if cfg.window_samples > cfg.n_fft:
+        raise ValueError("window_ms is longer than n_fft samples")
+
+
 class NumpyLogMel:
     """Offline log-mel in numpy: samples [n_samples] -> frames [n_frames, n_mels] float32."""
 
     def __init__(self, cfg: FrontendConfig):
-        if cfg.window_samples > cfg.n_fft:
-            raise ValueError("window_ms is longer than n_fft samples")
+        check_framing(cfg)
         self.cfg = cfg
         self.window = periodic_hann(cfg.window_samples)
         self.mel = mel_weights(cfg)

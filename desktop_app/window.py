@@ -321,9 +321,7 @@ class MainWindow(QMainWindow):
         worker, thread = self._worker, self._thread
         if worker is None:
             return
-        worker.finished.disconnect(self._on_run_finished)
-        stop_worker(worker, thread)
-        self._keep_until_ended(worker, thread)
+        self._end_worker(worker, thread, self._on_run_finished)
         self._forget_run()
         self.view_model.set_status("stopped")
 
@@ -346,6 +344,12 @@ class MainWindow(QMainWindow):
             self.view_model.set_status("finished")
         self.redraw(full=True)
         self.run_finished.emit(ok)
+
+    def _end_worker(self, worker: RecognizerWorker, thread, finished_slot) -> None:
+        """Stop a run the user ended (its finished signal no longer reaches `finished_slot`)."""
+        worker.finished.disconnect(finished_slot)
+        stop_worker(worker, thread)
+        self._keep_until_ended(worker, thread)
 
     def _keep_until_ended(self, worker: RecognizerWorker, thread) -> None:
         """Destroying a QThread that still runs aborts the process: a thread that did not end in time
@@ -410,10 +414,7 @@ class MainWindow(QMainWindow):
 
     def _stop_analysis(self) -> None:
         if self._analysis_worker is not None:
-            worker, thread = self._analysis_worker, self._analysis_thread
-            worker.finished.disconnect(self._on_analysis_finished)
-            stop_worker(worker, thread)
-            self._keep_until_ended(worker, thread)
+            self._end_worker(self._analysis_worker, self._analysis_thread, self._on_analysis_finished)
             self._analysis = self._analysis_worker = self._analysis_thread = None
 
     # ---------------------------------------------------------------- sensitivity
