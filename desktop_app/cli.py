@@ -118,6 +118,33 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_enroll(args) -> int:
+    import torch
+    from model.enroll import EnrollConfig, EnrollError, enroll
+    torch.set_num_threads(1)   # small sequential steps: a second thread costs more than it gives, and the GUI keeps a core
+    from model.model_config import default_model_dir
+    base = args.model or str(default_model_dir())
+    cfg = EnrollConfig(min_takes=args.min_takes, steps=args.steps)
+    try:
+        result = enroll(args.takes, args.out, base, cfg)
+    except EnrollError as exc:
+        raise UserError(str(exc)) from None
+    for take in result.skipped:
+        print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
+    words = sorted({t.word for t in result.used})
+    if args.json:
+        print(json.dumps({"model": str(result.out_dir), "labels": list(result.labels), "new_words": result.new_words,
+                          "takes_used": {w: sum(t.word == w for t in result.used) for w in words},
+                          "takes_skipped": [{"path": t.path, "problem": t.problem} for t in result.skipped],
+                          "seconds": round(result.seconds, 1)}))
+    else:
+        counts = ", ".join(f"{w} {sum(t.word == w for t in result.used)}" for w in words)
+        new = f"; new words: {', '.join(result.new_words)}" if result.new_words else ""
+        print(f"enrolled from {len(result.used)} takes ({counts}){new} in {result.seconds:.0f} s")
+        print(f"personal model written to {result.out_dir} (use it with --model {result.out_dir})")
+    return 0
+
+
 def cmd_make_stream(args) -> int:
     import soundfile as sf
     from audio.config import FrontendConfig
@@ -191,6 +218,11 @@ def cmd_tune_detector(args) -> int:
                                              model.frontend)
                 streams[split].append((stream_posteriors(model, samples), spans, args.seconds))
         negatives = [read_audio(p, fs) for p in find_audio_files(args.false_alarm_audio)] if args.false_alarm_audio else []
+        if args.tuning_negatives:
+            # Speech without commands that the choice may see (not the held-out audio): one more
+            # validation "stream" with no command words, so its alarms count as false positives.
+            joined = np.concatenate([read_audio(p, fs) for p in find_audio_files(args.tuning_negatives)])
+            streams["validation"].append((stream_posteriors(model, joined), [], joined.size / fs))
     except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None
     best, best_val, _ = grid_search(model, streams["validation"], args.isolation_gate)
@@ -317,6 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("enroll", help="adapt a model to your voice and words from a few recordings")
+    p.add_argument("--takes", required=True,
+                   help="folder of word folders with your recordings (yes/1.wav, lights/1.wav; a new name is a "
+                        "new command; _unknown_/ for you talking normally)")
+    p.add_argument("--out", required=True, help="folder for the personal model (must not exist or be empty)")
+    p.add_argument("--model", help="base model folder (default: the shipped model in assets/model)")
+    p.add_argument("--min-takes", type=int, default=2, help="good takes each word needs")
+    p.add_argument("--steps", type=int, default=250, help="adaptation steps")
+    p.add_argument("--json", action="store_true", help="one JSON object with what was done")
+    p.set_defaults(func=cmd_enroll)
+
     p = sub.add_parser("make-stream", help="build a long test recording with a labels CSV (TF streaming test style)")
     p.add_argument("--data", required=True, help="Speech Commands folder")
     p.add_argument("--split", choices=("validation", "test"), required=True)
@@ -344,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--false-alarm-audio", nargs="*", help="recordings without commands (e.g. coffee_orders)")
     p.add_argument("--isolation-gate", type=float, default=0.0,
                    help="fixed isolation gate for every setting tried (0 = off; see docs/PERFORMANCE.md)")
+    p.add_argument("--tuning-negatives", nargs="*",
+                   help="speech without commands that the choice counts (its alarms are false positives of "
+                        "the validation streams), e.g. the training coffee orders; never the held-out audio")
     p.add_argument("--plot", help="PNG for the correct-words vs false-alarms curve")
     p.add_argument("--write", action="store_true", help="store the chosen values as the model's defaults")
     p.set_defaults(func=cmd_tune_detector)

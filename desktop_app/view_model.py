@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 
 from model.detector import Detection
-from model.labels import COMMANDS
+from model.labels import command_labels
 from model.model_config import ModelSpec
 from model.stream_update import StreamUpdate
 from desktop_app.worker import InputLevel
@@ -80,7 +80,7 @@ class ModelInfo:
             if isinstance(value, (int, float)):
                 accuracy[split] = float(value)
         name = spec.path.name if spec.path else "model"
-        commands = tuple(label for label in spec.labels if label in COMMANDS)
+        commands = command_labels(spec.labels)
         return cls(name, tuple(spec.labels), commands, description, accuracy)
 
     def text(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from audio.mel import NumpyStreamingLogMel
 from model.detector import Detector, DetectorConfig
-from model.labels import COMMANDS
+from model.labels import command_labels
 from model.model_config import read_model_spec
 from model.numpy_network import NumpyModel, NumpyNetwork, load_numpy_model
 from model.stream_update import StreamUpdate
@@ -55,7 +55,7 @@ class StreamingRecognizer:
             from audio.features import StreamingLogMel
             self.frontend = StreamingLogMel(model.frontend)
         cfg = detector or model.detector
-        self.detector = Detector(cfg, model.labels, COMMANDS, model.frontend.hop_ms, model.frontend.window_ms)
+        self.detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms)
         self.reset()
 
     @property

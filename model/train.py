@@ -32,10 +32,14 @@ from model import data, feature_data
 from model.batches import BatchMaker, speech_end_frames  # noqa: F401 (speech_end_frames re-exported)
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
+from model.enroll import save_replay_bank
 from model.evaluate import feature_posteriors, metrics
 from model.feature_data import FeatureSet
 from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import NetworkConfig, RecurrentClassifier
+
+
+REPLAY_PER_LABEL = 50    # training clips per label kept in the model folder for enrollment
 
 
 @dataclass(frozen=True)
@@ -414,6 +418,12 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     }
     ema.cpu()
     save_checkpoint(out_dir, ema, LABELS, frontend, detector, summary)
+    # A sample of the training features, so that `speechcmd enroll` can adapt this model without
+    # forgetting (with generated silence: a wav folder has no silence clips of its own).
+    silence = maker.silence(REPLAY_PER_LABEL).numpy().astype(np.float16)
+    generated = FeatureSet(silence, np.full(len(silence), LABELS.index(SILENCE)), np.zeros(len(silence), bool),
+                           [f"silence-{i}" for i in range(len(silence))])
+    save_replay_bank(out_dir, feature_data.concat(train_set, generated), LABELS, REPLAY_PER_LABEL, cfg.seed)
     report["history"] = history
     (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     _plots(out_dir, report, history)

@@ -21,7 +21,8 @@ def test_classify_labels_the_test_speaker_clips():
     from audio.features import LogMel
     from conftest import read_clip
     model = load_checkpoint(default_model_dir())
-    logits, _ = model.network(LogMel(model.frontend)(torch.from_numpy(read_clip("stop")))[None])
+    with torch.no_grad():
+        logits, _ = model.network(LogMel(model.frontend)(torch.from_numpy(read_clip("stop")))[None])
     posterior = torch.softmax(logits[0, -1], -1)
     stop = next(row for row in rows if row["path"].endswith("stop.wav"))
     assert stop["score"] == pytest.approx(float(posterior.max()), abs=1e-3)

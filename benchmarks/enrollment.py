@@ -1,0 +1,138 @@
+"""Enrollment, measured (docs/ENROLL.md). Not a test: minutes of CPU, and it reads ../shared/data.
+
+    .venv/bin/python benchmarks/enrollment.py fsdd       [--model DIR] [--takes 5]
+    .venv/bin/python benchmarks/enrollment.py commands   [--model DIR] [--takes 3]
+
+fsdd: each FSDD speaker (8 kHz, 50 takes per digit) enrolls the ten digits as ten new words from
+  takes 0..N-1; accuracy on that speaker's other takes (trimmed and centred in 1 s as enrollment does,
+  decided at the last frame; any other label is wrong).
+commands: each speaker of the wav *test* split with 4 or more clips of a command re-records those
+  commands: enrolled from their first N clips (sorted by name), scored on their remaining clips of
+  those commands, by the personal model and by the base model (the same clips, as `evaluate` reads
+  them).
+Both: every personal model is also scored on what the rest of the world gets: the wav validation
+split (12 classes, as `speechcmd evaluate`) and false alarms on the 60 held-out coffee orders
+(runs/coffee_heldout, made by scripts/train_shipped_model.sh), next to the base model's figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audio.features import LogMel
+from audio.io import find_audio_files, read_audio
+from model import data, feature_data
+from model.checkpoint import default_model_dir, load_checkpoint
+from model.enroll import EnrollConfig, _check_take, enroll
+from model.evaluate import feature_posteriors
+from model.labels import COMMANDS
+from model.streaming import StreamingRecognizer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def world(model, validation, coffee: np.ndarray) -> dict:
+    """Validation accuracy (12 classes) and false alarms per hour on the held-out coffee orders."""
+    predicted = feature_posteriors(model.network, validation.feats).argmax(1)
+    events = StreamingRecognizer(model).process(coffee).events
+    hours = coffee.size / model.frontend.sample_rate_hz / 3600
+    return {"validation_accuracy": round(float(np.mean(predicted == validation.labels)), 4),
+            "coffee_false_alarms": len(events), "coffee_per_hour": round(len(events) / hours, 1)}
+
+
+def enroll_from(files_by_word: dict[str, list[Path]], base: str, cfg: EnrollConfig):
+    with tempfile.TemporaryDirectory() as tmp:
+        takes = Path(tmp) / "takes"
+        for word, files in files_by_word.items():
+            (takes / word).mkdir(parents=True)
+            for f in files:
+                (takes / word / f.name).write_bytes(f.read_bytes())
+        started = time.monotonic()
+        enroll(takes, Path(tmp) / "model", base, cfg)
+        seconds = time.monotonic() - started
+        size_kb = sum(p.stat().st_size for p in (Path(tmp) / "model").iterdir()) / 1024
+        weights_kb = (Path(tmp) / "model" / "model.safetensors").stat().st_size / 1024
+        return load_checkpoint(Path(tmp) / "model"), seconds, size_kb, weights_kb
+
+
+def accuracy(model, clips: list[np.ndarray], truth: list[str]) -> float:
+    feats = LogMel(model.frontend)(torch.from_numpy(np.stack(clips)))
+    predicted = feature_posteriors(model.network, feats).argmax(1)
+    return float(np.mean([model.labels[p] == t for p, t in zip(predicted, truth)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("part", choices=("fsdd", "commands"))
+    parser.add_argument("--model", default=str(default_model_dir()))
+    parser.add_argument("--takes", type=int)
+    parser.add_argument("--steps", type=int, default=EnrollConfig().steps)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = EnrollConfig(steps=args.steps)
+    base = load_checkpoint(args.model)
+    fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples
+    folder = feature_data.open_folder(SHARED / "speech_commands")
+    validation, _ = feature_data.eval_features(folder, "validation", base.frontend)
+    coffee = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_heldout"])])
+    results = {"base": world(base, validation, coffee), "speakers": {}}
+    print(f"base model: {results['base']}", flush=True)
+
+    if args.part == "fsdd":
+        n_takes = args.takes or 5
+        recordings = SHARED / "fsdd" / "recordings"
+        for speaker in ("george", "jackson", "lucas"):
+            files = {w: [recordings / f"{d}_{speaker}_{t}.wav" for t in range(n_takes)] for d, w in enumerate(DIGITS)}
+            model, seconds, size_kb, weights_kb = enroll_from(files, args.model, cfg)
+            clips, truth = [], []
+            for d, word in enumerate(DIGITS):
+                for t in range(n_takes, 50):
+                    take = _check_take(word, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n)
+                    clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
+                    truth.append(word)
+            row = {"accuracy": round(accuracy(model, clips, truth), 4), "clips": len(truth),
+                   "enroll_seconds": round(seconds, 1), "model_kb": round(size_kb), "weights_kb": round(weights_kb),
+                   **world(model, validation, coffee)}
+            results["speakers"][speaker] = row
+            print(f"{speaker}: {row}", flush=True)
+    else:
+        n_takes = args.takes or 3
+        root = SHARED / "speech_commands"
+        by_speaker: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+        for rel, label in folder.splits["test"]:
+            if label in COMMANDS:
+                by_speaker[Path(rel).name.split("_nohash_")[0]][label].append(root / rel)
+        for speaker, words in sorted(by_speaker.items()):
+            chosen = {w: sorted(f) for w, f in words.items() if len(f) >= 4}
+            if not chosen:
+                continue
+            model, seconds, size_kb, weights_kb = enroll_from({w: f[:n_takes] for w, f in chosen.items()},
+                                                              args.model, cfg)
+            rest = [(w, p) for w, f in chosen.items() for p in f[n_takes:]]
+            clips = [data.fit_length(read_audio(p, fs), n) for _, p in rest]
+            truth = [w for w, _ in rest]
+            row = {"words": len(chosen), "clips": len(rest), "personal": round(accuracy(model, clips, truth), 4),
+                   "base": round(accuracy(base, clips, truth), 4), "enroll_seconds": round(seconds, 1),
+                   **world(model, validation, coffee)}
+            results["speakers"][speaker] = row
+            print(f"{speaker}: {row}", flush=True)
+        rows = results["speakers"].values()
+        total = sum(r["clips"] for r in rows)
+        results["pooled"] = {"clips": total,
+                             "personal": round(sum(r["personal"] * r["clips"] for r in rows) / total, 4),
+                             "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4)}
+        print(f"pooled: {results['pooled']}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""Enrollment: adapt a model to one user's voice and words from a few recordings, in seconds.
+
+    takes/<word>/*.wav -> trimmed, checked, centred 1 s clips -> features (the model's frontend)
+      -> augmented copies + a replay bank of the base model's training features (against forgetting)
+      -> fine-tune the top recurrent layer and the output layer; a new word gets a new output row
+      -> an ordinary model folder (config.json records the base, the words, the takes, what changed)
+
+Why only the top: the lower layers are general acoustic features learnt from thousands of voices;
+a handful of takes cannot improve them but can easily damage them. The frozen bottom runs once over
+every example (its outputs are cached), so each adaptation step costs one layer, not the network.
+
+A folder name outside the base model's labels becomes a new command (appended after the existing
+labels, so label indices 0..11 keep their meaning); `_unknown_/` holds the user talking normally
+(cut into 1 s crops of `_unknown_`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from audio import augment
+from audio.augment import AugmentConfig
+from audio.features import LogMel
+from audio.io import AUDIO_SUFFIXES, AudioReadError, read_audio
+from model.batches import BatchMaker
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.feature_data import FeatureSet, NoiseBank
+from model.labels import SILENCE, UNKNOWN
+from model.network import RecurrentClassifier
+
+REPLAY_FILE = "replay_bank.npz"     # in a model folder: features the model was trained on, by label
+
+
+class EnrollError(Exception):
+    """Enrollment cannot go on (a word with too few good takes, no takes at all, ...): one line."""
+
+
+@dataclass(frozen=True)
+class EnrollConfig:
+    min_takes: int = 2               # good takes a word needs
+    steps: int = 250                 # adaptation steps
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    copies_per_take: int = 16        # augmented copies of each take, made once
+    replay_clips: int = 600          # replay examples used (from the bank), made once
+    seed: int = 0
+    # Take checks
+    max_sound_s: float = 1.2         # more sound than this in a take: "too long"
+    silent_peak_dbfs: float = -40.0  # a take whose loudest 10 ms is below this: "silent"
+    clipped_share: float = 0.005     # share of samples at full scale that makes a take "clipped"
+    short_ratio: float = 0.35        # sound shorter than this share of the word's median: "too short"
+    trim_below_peak_db: float = 30.0  # the sound is where 10 ms frames are within this of the peak
+
+
+@dataclass(frozen=True)
+class Take:
+    word: str
+    path: str
+    samples: np.ndarray | None = None   # the centred 1 s clip
+    sound_s: float = 0.0
+    problem: str | None = None           # why the take is not used
+
+
+def read_takes(folder: str | Path, cfg: EnrollConfig, sample_rate_hz: int, clip_samples: int) -> list[Take]:
+    """Every audio file in the word folders of `folder`, read, trimmed and checked."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EnrollError(f"takes folder {folder} does not exist")
+    takes = []
+    for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+            takes.append(_check_take(word_dir.name, path, cfg, sample_rate_hz, clip_samples))
+    if not takes:
+        raise EnrollError(f"{folder} has no word folders with recordings (expected e.g. {folder}/yes/1.wav)")
+    # A take far shorter than the word's other takes is probably cut off or a different word.
+    for word in {t.word for t in takes if t.word != UNKNOWN}:
+        good = [t for t in takes if t.word == word and t.problem is None]
+        if len(good) >= 3:
+            median_s = float(np.median([t.sound_s for t in good]))
+            for i, take in enumerate(takes):
+                if take.word == word and take.problem is None and take.sound_s < cfg.short_ratio * median_s:
+                    takes[i] = replace(take, problem=f"too short ({take.sound_s:.2f} s of sound; the others "
+                                                     f"have {median_s:.2f} s)")
+    return takes
+
+
+def _check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, clip_samples: int) -> Take:
+    try:
+        samples = read_audio(path, sample_rate_hz)
+    except AudioReadError as exc:
+        return Take(word, str(path), problem=f"unreadable ({str(exc).split(': ', 1)[-1]})")
+    if word == UNKNOWN:   # other speech: kept whole, cut into crops later
+        return Take(word, str(path), samples, samples.size / sample_rate_hz)
+    if np.mean(np.abs(samples) >= 0.999) > cfg.clipped_share:
+        return Take(word, str(path), problem="clipped (too loud: move back from the microphone)")
+    hop = sample_rate_hz // 100
+    n_frames = samples.size // hop
+    if n_frames == 0:
+        return Take(word, str(path), problem="silent (no sound)")
+    frames = samples[:n_frames * hop].reshape(n_frames, hop)
+    energy_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    peak_db = float(energy_db.max())
+    if peak_db < cfg.silent_peak_dbfs:
+        return Take(word, str(path), problem=f"silent (loudest moment {peak_db:.0f} dBFS)")
+    loud = np.flatnonzero(energy_db >= peak_db - cfg.trim_below_peak_db)
+    first, last = int(loud[0]), int(loud[-1]) + 1
+    sound_s = (last - first) * hop / sample_rate_hz
+    if sound_s > cfg.max_sound_s:
+        return Take(word, str(path), sound_s=sound_s,
+                    problem=f"too long ({sound_s:.1f} s of sound; say the word alone)")
+    # Centred in a 1 s clip, as Speech Commands words are.
+    centre = (first + last) * hop // 2
+    start = centre - clip_samples // 2
+    clip = np.zeros(clip_samples, np.float32)
+    src = samples[max(0, start):start + clip_samples]
+    clip[max(0, -start):max(0, -start) + src.size] = src
+    return Take(word, str(path), clip, sound_s)
+
+
+def unknown_crops(takes: list[Take], clip_samples: int, hop_samples: int) -> list[np.ndarray]:
+    """1 s crops every half second of the `_unknown_` recordings (the user talking normally)."""
+    crops = []
+    for take in takes:
+        if take.word == UNKNOWN and take.problem is None:
+            for start in range(0, max(1, take.samples.size - clip_samples + 1), clip_samples // 2):
+                crop = take.samples[start:start + clip_samples]
+                if crop.size == clip_samples and np.sqrt(np.mean(crop ** 2)) > 1e-3:
+                    crops.append(crop.astype(np.float32))
+    return crops
+
+
+def save_replay_bank(folder: str | Path, clips: FeatureSet, labels: tuple[str, ...], per_label: int,
+                     seed: int = 0) -> Path:
+    """Up to `per_label` training clips of each label, as float16 features, into a model folder."""
+    rng = np.random.default_rng(seed)
+    pick = np.concatenate([rng.permutation(np.flatnonzero(clips.labels == i))[:per_label]
+                           for i in range(len(labels))])
+    feats = clips.feats[pick].astype(np.float16)
+    path = Path(folder) / REPLAY_FILE
+    np.savez_compressed(path, feats=feats, labels=clips.labels[pick].astype(np.int16),
+                        label_names=np.array(labels))
+    return path
+
+
+def load_replay_bank(folder: str | Path, labels: tuple[str, ...]) -> FeatureSet | None:
+    path = Path(folder) / REPLAY_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as bank:
+            names = tuple(str(x) for x in bank["label_names"])
+            feats, bank_labels = bank["feats"], bank["labels"].astype(np.int64)
+    except Exception as exc:   # a damaged file: zipfile, ValueError, KeyError...
+        raise EnrollError(f"{path} could not be read ({type(exc).__name__})") from None
+    index = np.array([labels.index(n) for n in names])    # the bank's labels in this model's order
+    return FeatureSet(feats.astype(np.float16), index[bank_labels], np.ones(len(bank_labels), bool),
+                      [f"replay-{i}" for i in range(len(bank_labels))])
+
+
+class _Split(torch.nn.Module):
+    """The network cut below its top recurrent layer: `bottom` runs once per example, frozen;
+    `top` (the last GRU/LSTM/RNN layer and the output layer) is what adaptation trains."""
+
+    def __init__(self, network: RecurrentClassifier, n_labels: int):
+        super().__init__()
+        cfg = network.cfg
+        self.network = network
+        cell = type(network.rnn)
+        top = cfg.n_layers - 1
+        inputs = cfg.hidden_size if cfg.n_layers > 1 else (cfg.conv_channels or cfg.n_mels)
+        self.top = cell(inputs, cfg.hidden_size, num_layers=1, batch_first=True)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(self.top, f"{name}_l0").data.copy_(getattr(network.rnn, f"{name}_l{top}").data)
+        self.head = torch.nn.Linear(cfg.hidden_size, n_labels)
+        old = network.head
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.fill_(-5.0)   # a new word starts unlikely; its row is set from prototypes
+            self.head.weight[:old.out_features] = old.weight
+            self.head.bias[:old.out_features] = old.bias
+        if cfg.n_layers > 1:
+            self.bottom = cell(cfg.conv_channels or cfg.n_mels, cfg.hidden_size, num_layers=cfg.n_layers - 1,
+                               batch_first=True)
+            for layer in range(cfg.n_layers - 1):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(self.bottom, f"{name}_l{layer}").data.copy_(getattr(network.rnn, f"{name}_l{layer}").data)
+        else:
+            self.bottom = None
+
+    @torch.no_grad()
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, mel] -> the top layer's input [B, T, C] (normalisation, conv, lower layers)."""
+        net = self.network
+        x = frames
+        if net.cfg.input_norm == "pcen":
+            x, _ = net.pcen(frames)
+        x = (x - net.feature_mean) / net.feature_std
+        if net.conv is not None:
+            k = net.cfg.conv_kernel_frames
+            x = torch.cat([x.new_zeros(x.shape[0], k - 1, x.shape[2]), x], dim=1)
+            x = F.gelu(net.conv_norm(F.linear(x.unfold(1, k, 1).flatten(2), net.conv.weight.flatten(1), net.conv.bias)))
+        if self.bottom is not None:
+            x, _ = self.bottom(x)
+        return x
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, _ = self.top(inputs)
+        return self.head(out), out
+
+    def write_back(self, n_labels: int) -> RecurrentClassifier:
+        """A full network with the adapted top layer and head (and `n_labels` outputs)."""
+        cfg = replace(self.network.cfg, n_labels=n_labels)
+        adapted = RecurrentClassifier(cfg)
+        state = {k: v for k, v in self.network.state_dict().items() if not k.startswith("head.")}
+        adapted.load_state_dict(state, strict=False)
+        top = cfg.n_layers - 1
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(adapted.rnn, f"{name}_l{top}").copy_(getattr(self.top, f"{name}_l0"))
+            adapted.head.weight.copy_(self.head.weight)
+            adapted.head.bias.copy_(self.head.bias)
+        return adapted.eval()
+
+
+@dataclass
+class EnrollResult:
+    out_dir: Path
+    labels: tuple[str, ...]
+    new_words: list[str]
+    used: list[Take]
+    skipped: list[Take]
+    seconds: float
+
+
+def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg: EnrollConfig = EnrollConfig(),
+           progress=None) -> EnrollResult:
+    """Adapt the model in `base_dir` to the takes in `takes_dir`; write the personal model to
+    `out_dir` (nothing is written if enrollment fails). `progress(fraction)` is called as it goes."""
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise EnrollError(f"{out_dir} already exists and is not empty: choose another --out or remove it")
+    torch.manual_seed(cfg.seed)
+    base = load_checkpoint(base_dir)
+    frontend = base.frontend
+    takes = read_takes(takes_dir, cfg, frontend.sample_rate_hz, frontend.clip_samples)
+    used = [t for t in takes if t.problem is None]
+    skipped = [t for t in takes if t.problem is not None]
+    words = sorted({t.word for t in takes if t.word != UNKNOWN})
+    if not words:
+        raise EnrollError(f"{takes_dir} has no word folders (only {UNKNOWN}/)")
+    for word in words:
+        n_good = sum(t.word == word for t in used)
+        if n_good < cfg.min_takes:
+            raise EnrollError(f"word {word!r} has {n_good} good take(s), {cfg.min_takes} needed "
+                              f"(see the skipped takes above)")
+    if SILENCE in words:
+        raise EnrollError(f"{SILENCE} cannot be enrolled (it is made from noise, not recorded)")
+    new_words = [w for w in words if w not in base.labels]
+    labels = tuple(base.labels) + tuple(new_words)
+    replay = load_replay_bank(base_dir, labels)
+    if replay is None:
+        raise EnrollError(f"{base_dir} has no {REPLAY_FILE} (the base model's training features that keep "
+                          "enrollment from forgetting); retrain it or enroll on the shipped model")
+    log_mel = LogMel(frontend)
+    word_takes = [t for t in used if t.word != UNKNOWN]
+    clips = np.stack([t.samples for t in word_takes])
+    take_feats = log_mel(torch.from_numpy(clips)).numpy().astype(np.float16)
+    take_labels = np.array([labels.index(t.word) for t in word_takes])
+    sets = [FeatureSet(take_feats, take_labels, np.zeros(len(word_takes), bool), [t.path for t in word_takes])]
+    crops = unknown_crops(used, frontend.clip_samples, frontend.hop_samples)
+    if crops:
+        sets.append(FeatureSet(log_mel(torch.from_numpy(np.stack(crops))).numpy().astype(np.float16),
+                               np.full(len(crops), labels.index(UNKNOWN)), np.zeros(len(crops), bool),
+                               [f"unknown-{i}" for i in range(len(crops))]))
+    if progress:
+        progress(0.05)
+
+    # The examples, made once: each take and crop many times over, augmented; the replay bank as is
+    # apart from light augmentation. Silence comes from the bank's `_silence_` clips.
+    rng = np.random.default_rng(cfg.seed)
+    silence_index = labels.index(SILENCE)
+    bank_silence = replay.feats[replay.labels == silence_index]
+    noise = NoiseBank([[augment.to_power(torch.from_numpy(f).float(), frontend) for f in bank_silence]], frontend)
+    own = _concat_sets(sets)
+    examples_feats, examples_labels = [], []
+    fill = torch.from_numpy(replay.feats.astype(np.float32).reshape(-1, frontend.n_mels).mean(0))
+    maker = BatchMaker(own, noise, frontend, AugmentConfig(), cfg.batch_size, 0.0, 0.0, 1, cfg.seed, fill)
+    for _ in range(cfg.copies_per_take):
+        feats, batch_labels, _, _ = maker.make(np.arange(len(own)))
+        examples_feats.append(feats)
+        examples_labels.append(batch_labels[:, 0])
+    light = AugmentConfig(stretch_min=0.95, stretch_max=1.05, warp_min=0.97, warp_max=1.03, reverb_prob=0.0,
+                          time_masks=0, freq_masks=0)
+    pick = rng.permutation(len(replay))[:cfg.replay_clips]
+    replay_set = FeatureSet(replay.feats[pick], replay.labels[pick], replay.from_image[pick], [])
+    replay_maker = BatchMaker(replay_set, noise, frontend, light, cfg.batch_size, 0.0, 0.0, 1, cfg.seed, fill)
+    feats, batch_labels, _, _ = replay_maker.make(np.arange(len(replay_set)))
+    n_own = sum(len(f) for f in examples_feats)
+    all_feats = torch.cat(examples_feats + [feats])
+    all_labels = torch.cat(examples_labels + [batch_labels[:, 0]])
+    is_own = torch.arange(len(all_labels)) < n_own
+    if progress:
+        progress(0.15)
+
+    split = _Split(copy.deepcopy(base.network).eval(), len(labels))
+    inputs = torch.cat([split.features(all_feats[i:i + 256]) for i in range(0, len(all_feats), 256)])
+    with torch.no_grad():   # a new word's row starts at its takes' mean final state (a prototype)
+        _, hidden = split(inputs[is_own])
+        last = hidden[:, -1]
+        for word in new_words:
+            rows = all_labels[is_own] == labels.index(word)
+            prototype = F.normalize(last[rows].mean(0), dim=0)
+            split.head.weight[labels.index(word)] = prototype * split.head.weight[:len(base.labels)].norm(dim=1).mean()
+            split.head.bias[labels.index(word)] = 0.0
+    if progress:
+        progress(0.25)
+
+    trainable = list(split.top.parameters()) + list(split.head.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
+    own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
+    delay_frames = int(round(300.0 / frontend.hop_ms))
+    for step in range(cfg.steps):
+        for group in optimizer.param_groups:   # cosine decay
+            group["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        half = cfg.batch_size // 2
+        rows = torch.cat([own_index[torch.randint(len(own_index), (half,), generator=gen)],
+                          replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])
+        logits, _ = split(inputs[rows])
+        loss = F.cross_entropy(logits[:, -1], all_labels[rows], label_smoothing=0.1)
+        # Other speech and noise read as such on every frame, not only the last: a new word must not
+        # light up in the middle of something else (the detector reads every frame).
+        neg = negative[rows]
+        if neg.any():
+            frame_logits = logits[neg, delay_frames:]
+            target = all_labels[rows][neg][:, None].expand(-1, frame_logits.shape[1])
+            loss = loss + 0.5 * F.cross_entropy(frame_logits.reshape(-1, len(labels)), target.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress and step % 25 == 0:
+            progress(0.25 + 0.7 * step / cfg.steps)
+
+    adapted = split.write_back(len(labels))
+    summary = {
+        "enrollment": {
+            "base_model": str(Path(base_dir).resolve()),
+            "base_labels": list(base.labels),
+            "words": words, "new_words": new_words,
+            "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
+            "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
+            "adapted": f"the top {adapted.cfg.cell.upper()} layer and the output layer; "
+                       f"{len(new_words)} new output row(s); everything below frozen",
+            "settings": asdict(cfg),
+            "seconds": round(time.monotonic() - started, 1),
+        },
+        "base_metrics": base.extra.get("metrics", {}),
+    }
+    # Written next to the destination, then renamed: a failure leaves nothing half-written behind.
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        save_checkpoint(partial, adapted, labels, frontend, base.detector, summary)
+        # The personal model can be enrolled on again: it carries the bank (labels stored by name).
+        shutil.copyfile(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE)
+        if out_dir.exists():
+            out_dir.rmdir()   # empty (checked above)
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if progress:
+        progress(1.0)
+    return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started)
+
+
+def _concat_sets(sets: list[FeatureSet]) -> FeatureSet:
+    from model.feature_data import concat
+    return concat(*sets)

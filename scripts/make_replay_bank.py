@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Writes a model folder's replay bank (the training features `speechcmd enroll` mixes in against
+forgetting) for a model trained before `train` wrote it itself.
+
+    .venv/bin/python scripts/make_replay_bank.py --model assets/model \
+        --data ../shared/data/speech_commands ../shared/data/speech_commands_logmel
+
+Takes the training clips of the folders (never validation or test speakers), 50 per label at seed 0,
+as `train` does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np                                  # noqa: E402
+
+from model import data, feature_data                # noqa: E402
+from model.checkpoint import read_model_spec        # noqa: E402
+from model.enroll import save_replay_bank           # noqa: E402
+from model.train import REPLAY_PER_LABEL            # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", nargs="+", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    spec = read_model_spec(args.model)
+    parts = []
+    for root in args.data:
+        folder = feature_data.open_folder(root)
+        clips, _ = folder.load(folder.splits["train"], spec.frontend)
+        parts.append(clips)
+        if folder.silence_items():
+            silence, _ = folder.load(folder.silence_items(), spec.frontend)
+            parts.append(silence)
+        else:   # a wav folder: silence cut from the training region of its noise recordings
+            noises = data.load_noise(folder.root, spec.frontend)
+            cut = data.silence_clips(noises, "train", REPLAY_PER_LABEL, spec.frontend, args.seed)
+            parts.append(feature_data.FeatureSet(feature_data.wav_features(cut.waves, spec.frontend), cut.labels,
+                                                 np.zeros(len(cut), bool), cut.paths))
+    path = save_replay_bank(args.model, feature_data.concat(*parts), spec.labels, REPLAY_PER_LABEL, args.seed)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""`speechcmd enroll`: a user's takes -> a personal model with new words, on real recordings."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import DATA_DIR, run_cli
+
+TAKES_DIR = DATA_DIR / "enroll_jackson"
+WORDS = ("zero", "one", "two")
+
+
+def _takes(root, takes=range(4), words=WORDS):
+    for word in words:
+        (root / word).mkdir(parents=True, exist_ok=True)
+        for t in takes:
+            shutil.copy(TAKES_DIR / f"{word}_{t}.wav", root / word / f"{t}.wav")
+    return root
+
+
+@pytest.fixture(scope="module")
+def personal(tmp_path_factory):
+    """One enrollment shared by the tests below: three new words, plus bad takes to be skipped."""
+    root = tmp_path_factory.mktemp("enroll")
+    takes = _takes(root / "takes")
+    rate = 8000
+    sf.write(takes / "zero" / "silent.wav", np.zeros(rate, np.float32), rate)
+    loud = np.clip(3.0 * sf.read(TAKES_DIR / "zero_0.wav", dtype="float32")[0], -1, 1)
+    sf.write(takes / "zero" / "clipped.wav", loud, rate)
+    one = sf.read(TAKES_DIR / "one_0.wav", dtype="float32")[0]
+    sf.write(takes / "one" / "long.wav", np.concatenate([one, one, one, one]), rate)   # four words in a row
+    (takes / "two" / "broken.wav").write_bytes(b"RIFF\x00\x00 not a wav")
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(root / "model"), "--steps", "150", "--json",
+                  timeout_s=300)
+    return root, out
+
+
+def test_enroll_writes_a_model_with_the_new_words_and_reports_bad_takes(personal):
+    root, out = personal
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["new_words"] == sorted(WORDS)
+    assert result["labels"][:12][-2:] == ["_unknown_", "_silence_"] and result["labels"][12:] == sorted(WORDS)
+    assert result["takes_used"] == {"one": 4, "two": 4, "zero": 4}
+    problems = {entry["path"].rsplit("/", 1)[1]: entry["problem"] for entry in result["takes_skipped"]}
+    assert problems.keys() == {"silent.wav", "clipped.wav", "long.wav", "broken.wav"}
+    assert problems["silent.wav"].startswith("silent") and problems["clipped.wav"].startswith("clipped")
+    assert problems["long.wav"].startswith("too long") and problems["broken.wav"].startswith("unreadable")
+    for name in problems:
+        assert f"skipped: " in out.stderr and name in out.stderr
+    config = json.loads((root / "model" / "config.json").read_text())
+    enrollment = config["enrollment"]
+    assert enrollment["new_words"] == sorted(WORDS) and len(enrollment["takes_used"]) == 12
+    assert "output layer" in enrollment["adapted"] and config["network"]["n_labels"] == 15
+
+
+def test_the_personal_model_classifies_and_detects_the_held_out_takes(personal, tmp_path):
+    root, _ = personal
+    model = root / "model"
+    held_out = [TAKES_DIR / f"{word}_{t}.wav" for word in WORDS for t in (4, 5)]
+    out = run_cli("classify", "--json", "--model", str(model), *map(str, held_out))
+    assert out.returncode == 0, out.stderr
+    labels = [json.loads(line)["label"] for line in out.stdout.splitlines()]
+    assert sum(label == path.name.split("_")[0] for label, path in zip(labels, held_out)) >= 5, labels
+    # A recording: silence, "two", silence, "zero" (held-out takes): detect finds the new words.
+    rate = 16000
+    from audio.io import read_audio
+    gap = np.zeros(rate, np.float32)
+    two, zero = read_audio(TAKES_DIR / "two_5.wav", rate), read_audio(TAKES_DIR / "zero_5.wav", rate)
+    sf.write(tmp_path / "rec.wav", np.concatenate([gap, two, gap, gap, zero, gap]), rate)
+    out = run_cli("detect", "--json", "--model", str(model), str(tmp_path / "rec.wav"))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["label"] for e in events] == ["two", "zero"], events
+    assert 1.0 <= events[0]["time"] <= 1.0 + two.size / rate + 0.8
+
+
+def test_a_word_with_too_few_good_takes_fails_and_writes_nothing(tmp_path):
+    takes = _takes(tmp_path / "takes", takes=range(3), words=("zero", "one"))
+    _takes(takes, takes=range(1), words=("two",))
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "model"), timeout_s=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "'two' has 1 good take(s), 2 needed" in out.stderr
+    assert not (tmp_path / "model").exists() and not (tmp_path / "model.partial").exists()
+
+
+def test_enroll_refuses_a_takes_folder_without_words_and_an_existing_output(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = run_cli("enroll", "--takes", str(tmp_path / "empty"), "--out", str(tmp_path / "m"))
+    assert out.returncode == 1 and "no word folders" in out.stderr
+    takes = _takes(tmp_path / "takes", takes=range(2), words=("zero",))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "taken"))
+    assert out.returncode == 1 and "already exists" in out.stderr
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
