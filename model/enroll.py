@@ -49,6 +49,8 @@ class EnrollConfig:
     steps: int = 250                 # adaptation steps
     batch_size: int = 64
     learning_rate: float = 2e-3
+    own_share: float = 0.5           # share of each batch from the user's takes (the rest: replay)
+    adapt_top_layer: bool = True     # False: the output layer alone
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0
@@ -324,7 +326,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(0.25)
 
-    trainable = list(split.top.parameters()) + list(split.head.parameters())
+    trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -333,7 +335,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     for step in range(cfg.steps):
         for group in optimizer.param_groups:   # cosine decay
             group["lr"] = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        half = cfg.batch_size // 2
+        half = max(1, int(round(cfg.own_share * cfg.batch_size)))
         rows = torch.cat([own_index[torch.randint(len(own_index), (half,), generator=gen)],
                           replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])
         logits, _ = split(inputs[rows])
@@ -359,8 +361,8 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "words": words, "new_words": new_words,
             "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
             "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
-            "adapted": f"the top {adapted.cfg.cell.upper()} layer and the output layer; "
-                       f"{len(new_words)} new output row(s); everything below frozen",
+            "adapted": (f"the top {adapted.cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
+                        else "the output layer") + f"; {len(new_words)} new output row(s); everything below frozen",
             "settings": asdict(cfg),
             "seconds": round(time.monotonic() - started, 1),
         },
