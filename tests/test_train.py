@@ -92,6 +92,11 @@ def test_extra_words_join_training_labelled_by_their_folder(tmp_path, capsys):
     out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--quiet", "--extra-words",
                   str(tmp_path / "empty"))
     assert out.returncode == 1 and "no word folders" in out.stderr and "Traceback" not in out.stderr
+    # --extra-unknown with a missing path fails before any reading, as --extra-words does.
+    out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--quiet", "--extra-unknown",
+                  str(tmp_path / "no_such_speech"))
+    assert out.returncode == 1 and "no_such_speech" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_negative_frame_targets_cover_only_negative_clips_after_the_delay():
