@@ -10,7 +10,6 @@ Everything takes an explicit torch.Generator so that training is reproducible fr
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -89,10 +88,9 @@ def stretch_and_warp(feats: torch.Tensor, stretch: tuple[float, float], warp: tu
 
 
 def apply_gain(feats: torch.Tensor, gain_db: torch.Tensor, cfg: FrontendConfig) -> torch.Tensor:
-    """A gain of `gain_db` [batch] dB: an offset of log_scale * ln(10^(dB/10)) per clip, floored again."""
-    offset = cfg.log_scale * gain_db * math.log(10.0) / 10.0
-    feats = feats + offset[:, None, None]
-    return feats if cfg.feature_floor is None else feats.clamp_min(cfg.feature_floor)
+    """A gain of `gain_db` [batch] dB on the band power (the frontend's log floor stays where it is,
+    as it does when the audio itself is louder): log_scale * ln(10^(dB/10)) above the floor."""
+    return from_power(to_power(feats, cfg) * (10.0 ** (gain_db / 10.0))[:, None, None], cfg)
 
 
 def random_gain(feats: torch.Tensor, gain_db: float, cfg: FrontendConfig, gen: torch.Generator) -> torch.Tensor:
@@ -114,8 +112,10 @@ def mix_noise(feats: torch.Tensor, noise_power: torch.Tensor, prob: float, snr_d
     snr_db = _uniform(batch, snr_db_min, snr_db_max, gen)
     signal = power.sum(-1).mean(-1)
     noise = noise_power.sum(-1).mean(-1).clamp_min(1e-12)
-    scale = torch.where(signal > 1e-9, signal / noise / 10.0 ** (snr_db / 10.0), torch.ones_like(signal))
+    scale = signal / noise / 10.0 ** (snr_db / 10.0)
     mixed = from_power(power + scale[:, None, None] * noise_power, cfg)
+    # A clip without signal has no SNR to set: it stays as it is (noise at full scale would be wrong).
+    use = use & (signal > 1e-9)
     return torch.where(use[:, None, None], mixed, feats)
 
 

@@ -106,7 +106,10 @@ def filter_native_audio_messages() -> None:
         return
     _stderr_filtered = True
     sys.stderr.flush()
-    terminal = os.dup(2)
+    try:
+        terminal = os.dup(2)
+    except OSError:   # no descriptor 2 (some launchers close it): nothing to filter
+        return
     sys.stderr = open(terminal, "w", buffering=1, errors="backslashreplace", closefd=False)
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)

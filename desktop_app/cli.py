@@ -69,6 +69,8 @@ def cmd_evaluate(args) -> int:
     model = _load_model(args.model)
     try:
         folder = feature_data.open_folder(args.data)
+        if not folder.splits[args.split]:
+            raise UserError(f"{args.data} has no {args.split} clips (its list file names none)")
         clips, n_bad = feature_data.eval_features(folder, args.split, model.frontend)
     except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None

@@ -97,7 +97,7 @@ class BatchMaker:
             feats = augment.round_like_images(feats, from_wav)
 
         segments = 1
-        chain = torch.rand(1, generator=gen).item() < self.chain_prob
+        chain = self.order_rng.random() < self.chain_prob   # the same decision on every rank
         if self.chain_clips > 1 and chain and len(index) >= self.chain_clips:
             # Consecutive examples of the (shuffled) batch become one sequence: [B, T] -> [B / k, k * T].
             segments = self.chain_clips

@@ -37,6 +37,7 @@ from model.labels import SILENCE, UNKNOWN
 from model.network import RecurrentClassifier
 
 REPLAY_FILE = "replay_bank.npz"     # in a model folder: features the model was trained on, by label
+MAX_UNKNOWN_CROPS = 200             # 1 s crops taken from the `_unknown_` recordings at most
 
 
 class EnrollError(Exception):
@@ -77,7 +78,10 @@ def read_takes(folder: str | Path, cfg: EnrollConfig, sample_rate_hz: int, clip_
     if not folder.is_dir():
         raise EnrollError(f"takes folder {folder} does not exist")
     takes = []
-    for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for word_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if word_dir.name.startswith("_") and word_dir.name != UNKNOWN:
+            raise EnrollError(f"{word_dir}: a word folder cannot be named {word_dir.name!r} ({SILENCE} is made "
+                              f"from noise; other names starting with _ are reserved)")
         for path in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
             takes.append(_check_take(word_dir.name, path, cfg, sample_rate_hz, clip_samples))
     if not takes:
@@ -136,6 +140,8 @@ def unknown_crops(takes: list[Take], clip_samples: int, hop_samples: int) -> lis
                 crop = take.samples[start:start + clip_samples]
                 if crop.size == clip_samples and np.sqrt(np.mean(crop ** 2)) > 1e-3:
                     crops.append(crop.astype(np.float32))
+    if len(crops) > MAX_UNKNOWN_CROPS:   # an hour of talk would be 7,000 crops: a spread-out sample is enough
+        crops = [crops[i] for i in np.linspace(0, len(crops) - 1, MAX_UNKNOWN_CROPS).astype(int)]
     return crops
 
 
@@ -264,8 +270,6 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         if n_good < cfg.min_takes:
             raise EnrollError(f"word {word!r} has {n_good} good take(s), {cfg.min_takes} needed "
                               f"(see the skipped takes above)")
-    if SILENCE in words:
-        raise EnrollError(f"{SILENCE} cannot be enrolled (it is made from noise, not recorded)")
     new_words = [w for w in words if w not in base.labels]
     labels = tuple(base.labels) + tuple(new_words)
     replay = load_replay_bank(base_dir, labels)

@@ -314,7 +314,11 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
         trained = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
-    teacher_nets = [load_checkpoint(path).network.to(device).eval() for path in teachers or []]
+    teacher_models = [load_checkpoint(path) for path in teachers or []]
+    for path, teacher in zip(teachers or [], teacher_models):
+        if teacher.frontend != frontend or tuple(teacher.labels) != LABELS:
+            raise data.DatasetError(f"teacher {path} has another frontend or other labels than this training")
+    teacher_nets = [t.network.to(device).eval() for t in teacher_models]
 
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = maker.steps_per_epoch
@@ -445,7 +449,8 @@ def _plots(out_dir: Path, report: dict, history: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    confusion = np.array(report["splits"]["validation"]["confusion"])
+    name = next((s for s in report["splits"] if s.startswith("validation")), "train")
+    confusion = np.array(report["splits"][name]["confusion"])
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(LABELS)), LABELS, rotation=60, ha="right")
@@ -456,7 +461,7 @@ def _plots(out_dir: Path, report: dict, history: list[dict]) -> None:
                     color="white" if v > confusion.max() / 2 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"validation confusion (accuracy {report['splits']['validation']['accuracy']:.3f})")
+    ax.set_title(f"{name} confusion (accuracy {report['splits'][name]['accuracy']:.3f})")
     fig.tight_layout()
     fig.savefig(out_dir / "confusion.png", dpi=110)
     plt.close(fig)
@@ -464,9 +469,9 @@ def _plots(out_dir: Path, report: dict, history: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = [r["epoch"] for r in history]
     ax.plot(epochs, [r["train_accuracy"] for r in history], label="train (augmented)")
-    val = [(r["epoch"], r["validation_accuracy"]) for r in history if "validation_accuracy" in r]
-    if val:
-        ax.plot(*zip(*val), marker="o", label="validation")
+    for key in sorted({k for r in history for k in r if k.startswith("validation") and k.endswith("_accuracy")}):
+        val = [(r["epoch"], r[key]) for r in history if key in r]
+        ax.plot(*zip(*val), marker="o", label=key.removesuffix("_accuracy").replace("_", " "))
     ax2 = ax.twinx()
     ax2.plot(epochs, [r["train_loss"] for r in history], color="gray", linestyle=":", label="train loss")
     ax.set_xlabel("epoch")

@@ -96,3 +96,11 @@ def test_enroll_refuses_a_takes_folder_without_words_and_an_existing_output(tmp_
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "taken"))
     assert out.returncode == 1 and "already exists" in out.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+def test_a_reserved_folder_name_is_refused(tmp_path):
+    takes = _takes(tmp_path / "takes", takes=range(2), words=("zero",))
+    (takes / "_silence_").mkdir()
+    shutil.copy(TAKES_DIR / "one_0.wav", takes / "_silence_" / "a.wav")
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "m"))
+    assert out.returncode == 1 and "cannot be named '_silence_'" in out.stderr and "Traceback" not in out.stderr

@@ -243,3 +243,21 @@ def test_metrics_on_predictions_with_known_answers():
     assert text[0] == "demo: accuracy 0.7143 on 7 clips"
     assert text[1].split() == ["a", "0.750", "(4", "clips)"]
     assert text[-2].split() == ["b", "0", "1", "1"] and text[-1].split() == ["c", "0", "0", "1"]
+
+
+def test_a_folder_of_images_alone_trains_and_plots(tmp_path):
+    """No wav folder: the only validation set is `validation_images` (the report and plots use it)."""
+    from PIL import Image
+    images = tmp_path / "img"
+    pairs = sorted(DATA_DIR_PAIRS.glob("*.jpg"))
+    for i, pair in enumerate(pairs):
+        word = pair.name.split("_")[0]
+        (images / word).mkdir(parents=True, exist_ok=True)
+        Image.open(pair).save(images / word / f"{i:08x}_nohash_0.jpg")
+    (images / "validation_list.txt").write_text(f"{pairs[0].name.split('_')[0]}/00000000_nohash_0.jpg\n")
+    (images / "testing_list.txt").write_text("")
+    (images / "_silence_").mkdir()
+    Image.fromarray(np.full((98, 40), 20, np.uint8)).save(images / "_silence_" / "noise_0.jpg")
+    result = train(images, tmp_path / "model", TINY_NET, replace(TINY, epochs=2), aug=QUIET, show_progress=False)
+    assert set(result.report["splits"]) == {"train", "validation_images"}
+    assert (tmp_path / "model" / "confusion.png").stat().st_size > 0
