@@ -1,8 +1,9 @@
 """Training-time augmentation in the feature domain: batches of log-mel features [batch, time, mel].
 
 Why the feature domain: the log-mel image clips have no audio, so whatever a wav clip gets must be
-done on features for both to get it alike. Each audio operation has its log-mel counterpart: gain is
-an offset, noise and reverberation are added as band power (the noise through the same frontend),
+done on features for both to get it alike. Each audio operation has its log-mel counterpart: gain
+scales the band power (an offset above the log floor), noise and reverberation are added as band
+power (the noise through the same frontend),
 speed becomes a time stretch plus a mel-axis warp. `to_power`/`from_power` undo and redo the
 frontend's log mapping (audio/config.py), so these functions work for any frontend scale.
 
