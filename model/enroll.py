@@ -378,8 +378,9 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         shutil.rmtree(partial)
     try:
         save_checkpoint(partial, adapted, labels, frontend, base.detector, summary)
-        # The personal model can be enrolled on again: it carries the bank (labels stored by name).
-        shutil.copyfile(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE)
+        # The personal model can be enrolled on again: it carries the bank, plus the user's own takes,
+        # so that a later enrollment replays these words too (labels stored by name).
+        _extend_bank(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE, labels, take_feats, take_labels)
         if out_dir.exists():
             out_dir.rmdir()   # empty (checked above)
         partial.rename(out_dir)
@@ -389,6 +390,18 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(1.0)
     return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started)
+
+
+def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,
+                 label_index: np.ndarray) -> None:
+    """The base bank with `feats` [N, T, mel] (labelled `label_index` into `labels`) added."""
+    with np.load(source, allow_pickle=False) as bank:
+        names = [str(x) for x in bank["label_names"]]
+        old_feats, old_labels = bank["feats"], bank["labels"].astype(np.int64)
+    remap = np.array([labels.index(n) for n in names])
+    np.savez_compressed(destination, feats=np.concatenate([old_feats.astype(np.float16), feats.astype(np.float16)]),
+                        labels=np.concatenate([remap[old_labels], label_index]).astype(np.int16),
+                        label_names=np.array(labels))
 
 
 def _concat_sets(sets: list[FeatureSet]) -> FeatureSet:

@@ -104,3 +104,20 @@ def test_a_reserved_folder_name_is_refused(tmp_path):
     shutil.copy(TAKES_DIR / "one_0.wav", takes / "_silence_" / "a.wav")
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "m"))
     assert out.returncode == 1 and "cannot be named '_silence_'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_personal_model_can_be_enrolled_again_and_keeps_its_words_in_the_bank(personal, tmp_path):
+    """The personal model's replay bank holds its own takes: a second enrollment replays them."""
+    root, _ = personal
+    from model.enroll import load_replay_bank
+    from model.model_config import read_model_spec
+    labels = read_model_spec(root / "model").labels
+    bank = load_replay_bank(root / "model", labels)
+    for word in WORDS:
+        assert (bank.labels == labels.index(word)).sum() == 4
+    takes = _takes(tmp_path / "takes", takes=range(3), words=("zero",))
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "again"), "--model", str(root / "model"),
+                  "--steps", "60", "--json", timeout_s=200)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["new_words"] == [] and result["labels"] == list(labels)
