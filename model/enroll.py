@@ -32,7 +32,7 @@ from audio.features import LogMel
 from audio.io import AUDIO_SUFFIXES, AudioReadError, read_audio
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.feature_data import FeatureSet, NoiseBank
+from model.feature_data import FeatureSet, NoiseBank, concat
 from model.labels import SILENCE, UNKNOWN
 from model.network import RecurrentClassifier
 
@@ -131,7 +131,7 @@ def _check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, c
     return Take(word, str(path), clip, sound_s)
 
 
-def unknown_crops(takes: list[Take], clip_samples: int, hop_samples: int) -> list[np.ndarray]:
+def unknown_crops(takes: list[Take], clip_samples: int) -> list[np.ndarray]:
     """1 s crops every half second of the `_unknown_` recordings (the user talking normally)."""
     crops = []
     for take in takes:
@@ -206,15 +206,7 @@ class _Split(torch.nn.Module):
     @torch.no_grad()
     def features(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, T, mel] -> the top layer's input [B, T, C] (normalisation, conv, lower layers)."""
-        net = self.network
-        x = frames
-        if net.cfg.input_norm == "pcen":
-            x, _ = net.pcen(frames)
-        x = (x - net.feature_mean) / net.feature_std
-        if net.conv is not None:
-            k = net.cfg.conv_kernel_frames
-            x = torch.cat([x.new_zeros(x.shape[0], k - 1, x.shape[2]), x], dim=1)
-            x = F.gelu(net.conv_norm(F.linear(x.unfold(1, k, 1).flatten(2), net.conv.weight.flatten(1), net.conv.bias)))
+        x, _ = self.network.encode(frames)
         if self.bottom is not None:
             x, _ = self.bottom(x)
         return x
@@ -282,7 +274,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     take_feats = log_mel(torch.from_numpy(clips)).numpy().astype(np.float16)
     take_labels = np.array([labels.index(t.word) for t in word_takes])
     sets = [FeatureSet(take_feats, take_labels, np.zeros(len(word_takes), bool), [t.path for t in word_takes])]
-    crops = unknown_crops(used, frontend.clip_samples, frontend.hop_samples)
+    crops = unknown_crops(used, frontend.clip_samples)
     if crops:
         sets.append(FeatureSet(log_mel(torch.from_numpy(np.stack(crops))).numpy().astype(np.float16),
                                np.full(len(crops), labels.index(UNKNOWN)), np.zeros(len(crops), bool),
@@ -296,7 +288,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     silence_index = labels.index(SILENCE)
     bank_silence = replay.feats[replay.labels == silence_index]
     noise = NoiseBank([[augment.to_power(torch.from_numpy(f).float(), frontend) for f in bank_silence]], frontend)
-    own = _concat_sets(sets)
+    own = concat(*sets)
     examples_feats, examples_labels = [], []
     fill = torch.from_numpy(replay.feats.astype(np.float32).reshape(-1, frontend.n_mels).mean(0))
     maker = BatchMaker(own, noise, frontend, AugmentConfig(), cfg.batch_size, 0.0, 0.0, 1, cfg.seed, fill)
@@ -402,8 +394,3 @@ def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats
     np.savez_compressed(destination, feats=np.concatenate([old_feats.astype(np.float16), feats.astype(np.float16)]),
                         labels=np.concatenate([remap[old_labels], label_index]).astype(np.int16),
                         label_names=np.array(labels))
-
-
-def _concat_sets(sets: list[FeatureSet]) -> FeatureSet:
-    from model.feature_data import concat
-    return concat(*sets)

@@ -94,6 +94,23 @@ class RecurrentClassifier(nn.Module):
         """
         if state is None:
             state = self.initial_state(frames.shape[0])
+        x, new_state = self.encode(frames, state)
+        if self.cfg.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state["h"], state["c"]))
+            new_state["h"], new_state["c"] = h, c
+        else:
+            out, h = self.rnn(x, state["h"])
+            new_state["h"] = h
+        logits = self.head(self.dropout(out))
+        if return_hidden:
+            return logits, new_state, out
+        return logits, new_state
+
+    def encode(self, frames: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """What comes before the recurrent layers: frames [B, T, mel] -> (the first recurrent layer's
+        input [B, T, C], the PCEN and convolution state after these frames)."""
+        if state is None:
+            state = self.initial_state(frames.shape[0])
         new_state: State = {}
         x = frames
         if self.cfg.input_norm == "pcen":
@@ -108,16 +125,7 @@ class RecurrentClassifier(nn.Module):
             windows = x.unfold(1, k, 1).flatten(2)                      # [B, T, mel * k]
             x = F.linear(windows, self.conv.weight.flatten(1), self.conv.bias)
             x = F.gelu(self.conv_norm(x))
-        if self.cfg.cell == "lstm":
-            out, (h, c) = self.rnn(x, (state["h"], state["c"]))
-            new_state["h"], new_state["c"] = h, c
-        else:
-            out, h = self.rnn(x, state["h"])
-            new_state["h"] = h
-        logits = self.head(self.dropout(out))
-        if return_hidden:
-            return logits, new_state, out
-        return logits, new_state
+        return x, new_state
 
     def pcen(self, frames: torch.Tensor, smoothed: torch.Tensor | None = None):
         """log-mel frames [B, T, mel] -> (PCEN features [B, T, mel], last smoothed energy [B, mel]).
