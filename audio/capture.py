@@ -384,6 +384,147 @@ class MicrophoneSource:
                 break
 
 
+# While the input is lost, how often to try to open it again.
+RECONNECT_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class SourceNotice:
+    """A change of a live input that the user should see (`ReconnectingMicrophone.take_notices`)."""
+    lost: bool          # True: the input went away (reconnecting); False: audio flows again
+    message: str
+
+
+class ReconnectingMicrophone:
+    """A MicrophoneSource that outlives its device or audio server.
+
+    When the stream dies or stalls, `read()` does not raise: it closes the stream, records a notice
+    ("lost ...; reconnecting") and from then on tries every `retry_every_s` to open the same device
+    again (by name, after a PortAudio re-scan; the system default when that name is gone). Listening
+    counts as resumed, with a second notice, at the first block of audio from the new stream. The
+    caller keeps its recognizer, so the model state and the history survive. Only the first start()
+    raises CaptureError (no such device: the user must know at once). `make_source(device, rate)`
+    builds the inner stream (tests give it a fake)."""
+
+    realtime = True
+
+    def __init__(self, device: str | int | None = None, sample_rate_hz: int = 16000,
+                 retry_every_s: float = RECONNECT_EVERY_S, make_source=None):
+        self.device_spec = device
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.retry_every_s = float(retry_every_s)
+        self.finished = False
+        self._make_source = make_source or (lambda spec, rate: MicrophoneSource(spec, rate))
+        self._source = None
+        self._device_name: str | None = None   # what to come back to
+        self._notices: list[SourceNotice] = []
+        self._lost_at: float | None = None
+        self._reopened = False                 # a new stream is open but has delivered nothing yet
+        self._next_try_at = 0.0
+        self._dropped_before = 0
+        self._overflows_before = 0
+        self.reconnects = 0
+
+    @property
+    def name(self) -> str:
+        if self._source is not None:
+            return self._source.name
+        return self._device_name or str(self.device_spec or "default input")
+
+    @property
+    def device_rate_hz(self) -> int | None:
+        return getattr(self._source, "device_rate_hz", None)
+
+    @property
+    def connected(self) -> bool:
+        return self._lost_at is None
+
+    @property
+    def dropped_blocks(self) -> int:
+        return self._dropped_before + (self._source.dropped_blocks if self._source is not None else 0)
+
+    @property
+    def overflows(self) -> int:
+        return self._overflows_before + (self._source.overflows if self._source is not None else 0)
+
+    def take_notices(self) -> list[SourceNotice]:
+        notices, self._notices = self._notices, []
+        return notices
+
+    def start(self) -> None:
+        if self._source is not None:
+            return
+        source = self._make_source(self.device_spec, self.sample_rate_hz)
+        source.start()
+        self._source = source
+        self._device_name = source.name
+
+    def read(self, timeout_s: float = 0.1) -> np.ndarray | None:
+        if self._source is None and self._lost_at is None:
+            raise CaptureError("the input stream is not running (call start() first)")
+        if self._source is not None:
+            try:
+                block = self._source.read(timeout_s)
+            except CaptureError as exc:
+                self._lose(str(exc))
+                return None
+            if block is not None and self._reopened:
+                self._resumed()
+            return block
+        wait_s = self._next_try_at - time.monotonic()
+        if wait_s > 0:
+            time.sleep(min(timeout_s, wait_s))
+            return None
+        self._try_to_reopen()
+        return None
+
+    def _lose(self, reason: str) -> None:
+        was_connected = self._lost_at is None
+        self._retire()
+        now = time.monotonic()
+        if was_connected:
+            self._lost_at = now
+            self._notices.append(SourceNotice(True, f"{reason}; reconnecting..."))
+        self._next_try_at = now + self.retry_every_s
+
+    def _retire(self) -> None:
+        source, self._source = self._source, None
+        self._reopened = False
+        if source is not None:
+            self._dropped_before += source.dropped_blocks
+            self._overflows_before += source.overflows
+            source.stop()
+
+    def _try_to_reopen(self) -> None:
+        try:
+            rescan_devices()   # a device plugged back in, or a restarted server, shows only after a re-scan
+            spec = self._device_name
+            try:
+                find_input_device(spec)
+            except CaptureError:
+                spec = None     # that device is gone: the system default
+            source = self._make_source(spec, self.sample_rate_hz)
+            source.start()
+        except CaptureError:
+            self._next_try_at = time.monotonic() + self.retry_every_s
+            return
+        self._source = source
+        self._reopened = True
+
+    def _resumed(self) -> None:
+        self._reopened = False
+        lost_for_s = time.monotonic() - self._lost_at
+        self._lost_at = None
+        self.reconnects += 1
+        self._device_name = self._source.name
+        self._notices.append(SourceNotice(False, f"listening again on {self._source.name} "
+                                                 f"(input was lost for {lost_for_s:.1f} s)"))
+
+    def stop(self) -> None:
+        self._retire()
+        self._lost_at = None
+
+
 class FileSource:
     """A recording served through the microphone interface, at real-time pace by default.
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_app.cli_common import (MODEL_HELP, UserError, _add_detector_options, _detector_config,  # noqa: F401
-                                    _load_model, print_event)
+from desktop_app.cli_common import (MODEL_HELP, UserError, _add_actions_options,  # noqa: F401
+                                    _add_detector_options, _detector_config, _load_model, _start_action_runner,
+                                    print_event)
 
 
 def cmd_classify(args) -> int:
@@ -53,11 +54,18 @@ def run_detection(model, paths, detector_cfg, block_ms: float = 1000.0):
 def cmd_detect(args) -> int:
     from audio.io import AudioReadError
     model = _load_model(args.model, streaming_only=True)
+    # Only with --actions: testing a recording must not press keys or run programs unasked.
+    runner = _start_action_runner(args, model.labels, uses_default=False)
     try:
         for event in run_detection(model, [args.file], _detector_config(model, args)):
             print_event(event, args.json)
+            if runner is not None:
+                runner.handle(event)   # fired as found; the events' own times drive the cooldowns
     except AudioReadError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        if runner is not None:
+            runner.close(wait=True)   # each action is bounded by its timeout
     return 0
 
 
@@ -305,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.add_argument("--model", help=model_help)
+    _add_actions_options(p, uses_default=False)
     _add_detector_options(p)
     p.set_defaults(func=cmd_detect)
 

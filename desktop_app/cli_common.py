@@ -53,3 +53,49 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
                         help="ignore commands coming out of running speech: the largest mean _unknown_ "
                              "probability allowed 1000-400 ms before one (0 = off; default: the model's "
                              "config.json, 0.5 for the shipped model)")
+
+
+ACTIONS_HELP = ("TOML file binding commands to programs or key presses (see README, \"Actions\"); "
+                "default: {default}")
+
+
+def _add_actions_options(parser: argparse.ArgumentParser, uses_default: bool) -> None:
+    from desktop_app.actions import default_actions_path
+    default = f"{default_actions_path()} when it exists" if uses_default else "none (actions fire only with this option)"
+    parser.add_argument("--actions", metavar="FILE", help=ACTIONS_HELP.format(default=default))
+    if uses_default:
+        parser.add_argument("--no-actions", action="store_true", help="do not load any actions file")
+
+
+def _load_action_set(args, labels, uses_default: bool):
+    """The ActionSet the options ask for (None: no actions). Only the user's own file, never one from a
+    model folder. A problem with the file is a UserError naming its line."""
+    from desktop_app.actions import ActionsError, default_actions_path, load_actions
+    path = getattr(args, "actions", None)
+    if path is None:
+        if not uses_default or getattr(args, "no_actions", False):
+            return None
+        path = default_actions_path()
+        if not path.is_file():
+            return None
+    try:
+        return load_actions(path, labels)
+    except ActionsError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _report_action_to_stderr(result) -> None:
+    import sys
+    prefix = "action: " if result.ok else "speechcmd: "
+    print(prefix + result.message, file=sys.stderr, flush=True)
+
+
+def _start_action_runner(args, labels, uses_default: bool):
+    """An ActionRunner reporting to stderr, or None when there are no actions."""
+    action_set = _load_action_set(args, labels, uses_default)
+    if action_set is None:
+        return None
+    import sys
+    from desktop_app.actions import ActionRunner
+    print(f"actions: {len(action_set)} command(s) bound in {action_set.path}", file=sys.stderr, flush=True)
+    return ActionRunner(action_set, _report_action_to_stderr)

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from desktop_app.cli_common import MODEL_HELP, UserError, _add_detector_options, _detector_config, _load_model, print_event
+from desktop_app.cli_common import (MODEL_HELP, UserError, _add_actions_options, _add_detector_options, _detector_config,
+                                    _load_model, _start_action_runner, print_event)
 DEVICE_HELP = "input device: index or (part of) the name from `speechcmd devices` (default: system default)"
 
 
@@ -29,6 +30,7 @@ def add_live_commands(sub) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl+C)")
     p.add_argument("--model", help=MODEL_HELP)
     _add_detector_options(p)
+    _add_actions_options(p, uses_default=True)
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("devices", help="list the audio input devices")
@@ -55,8 +57,10 @@ def cmd_devices(args) -> int:
 
 
 def cmd_listen(args) -> int:
-    """Events are printed as they fire; `time` counts from the first captured sample."""
-    from audio.capture import CaptureError, MicrophoneSource, Pacer, filter_native_audio_messages, find_input_device
+    """Events are printed as they fire; `time` counts the audio heard since the first captured sample
+    (a gap while the input was lost is not counted). A lost device or audio server is reported on
+    stderr and listening resumes on its own when it is back."""
+    from audio.capture import CaptureError, Pacer, ReconnectingMicrophone, filter_native_audio_messages, find_input_device
     if args.seconds is not None and args.seconds <= 0:
         return _usage_error("--seconds must be positive")
     try:
@@ -64,6 +68,9 @@ def cmd_listen(args) -> int:
         find_input_device(args.device)
     except CaptureError as exc:
         raise UserError(str(exc)) from None
+    from model.model_config import default_model_dir, read_model_spec
+    # The actions file is checked before the network loads, too: its errors name a line to fix.
+    runner = _start_action_runner(args, read_model_spec(args.model or default_model_dir()).labels, uses_default=True)
     from model.streaming import StreamingRecognizer
     model = _load_model(args.model, streaming_only=True)
     if "torch" in sys.modules:   # a non-GRU model steps in torch
@@ -71,7 +78,7 @@ def cmd_listen(args) -> int:
         use_one_torch_thread()
     recognizer = StreamingRecognizer(model, _detector_config(model, args))
     filter_native_audio_messages()
-    source = MicrophoneSource(args.device, model.frontend.sample_rate_hz)
+    source = ReconnectingMicrophone(args.device, model.frontend.sample_rate_hz)
     announced = False
     try:
         source.start()
@@ -80,6 +87,8 @@ def cmd_listen(args) -> int:
         while args.seconds is None or time.monotonic() - started_at < args.seconds:
             pacer.wait()
             block = source.read(0.1)
+            for notice in source.take_notices():
+                print(("speechcmd: " if notice.lost else "") + notice.message, file=sys.stderr, flush=True)
             if block is None:
                 continue
             if not announced:
@@ -90,12 +99,16 @@ def cmd_listen(args) -> int:
                 print(f"listening on {source.name} ({source.device_rate_hz} Hz){until}", file=sys.stderr, flush=True)
             for event in recognizer.process(block).events:
                 print_event(event, args.json)
+                if runner is not None:
+                    runner.handle(event)
     except CaptureError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:
         pass  # Ctrl+C is the normal way to stop listening
     finally:
         source.stop()
+        if runner is not None:
+            runner.close(wait=False)   # a program still running is left to finish on its own
     dropped = source.dropped_blocks + source.overflows
     if dropped:
         print(f"warning: {dropped} audio block(s) were dropped (the computer could not keep up)", file=sys.stderr)

@@ -16,7 +16,8 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from audio.capture import CaptureError, FileSource, InputDevice, MicrophoneSource, list_input_devices, rescan_devices
+from audio.capture import (CaptureError, FileSource, InputDevice, ReconnectingMicrophone, SourceNotice,
+                           list_input_devices, rescan_devices)
 from model.detector import Detection
 from model.model_config import ModelLoadError
 from desktop_app.model_loader import BackgroundModel
@@ -51,8 +52,9 @@ def default_device_lister(rescan: bool) -> list[InputDevice]:
     return list_input_devices()
 
 
-def default_source_factory(device: str | None, sample_rate_hz: int) -> MicrophoneSource:
-    return MicrophoneSource(device, sample_rate_hz)
+def default_source_factory(device: str | None, sample_rate_hz: int) -> ReconnectingMicrophone:
+    # A lost device or audio server is reopened on its own (the run, its model state and history stay).
+    return ReconnectingMicrophone(device, sample_rate_hz)
 
 
 def sensitivity_to_threshold(sensitivity: int) -> float:
@@ -299,6 +301,7 @@ class MainWindow(QMainWindow):
         worker.level_changed.connect(vm.on_level)
         worker.audio_dropped.connect(vm.on_dropped)
         worker.error_occurred.connect(self._on_run_error)
+        worker.input_changed.connect(self._on_input_changed)
         worker.recognizer_started.connect(self._on_recognizer_started)
         worker.finished.connect(self._on_run_finished)
         self._run_error = None
@@ -324,6 +327,15 @@ class MainWindow(QMainWindow):
         self._end_worker(worker, thread, self._on_run_finished)
         self._forget_run()
         self.view_model.set_status("stopped")
+
+    @Slot(object)
+    def _on_input_changed(self, notice: SourceNotice) -> None:
+        if self.sender() is not self._worker:
+            return
+        if notice.lost:
+            self.view_model.on_error(notice.message)
+        else:
+            self.view_model.set_status(notice.message)
 
     @Slot(str)
     def _on_run_error(self, message: str) -> None:

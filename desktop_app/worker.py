@@ -77,6 +77,7 @@ class RecognizerWorker(QObject):
     level_changed = Signal(object)      # InputLevel
     audio_dropped = Signal(int)         # total blocks dropped or overflowed so far (only when it grows)
     error_occurred = Signal(str)        # one line for the user; the run has ended
+    input_changed = Signal(object)      # audio.capture.SourceNotice: input lost (reconnecting) / back
     recognizer_started = Signal(float)  # the network is ready; seconds of audio it caught up on
     finished = Signal()                 # always emitted last, error or not
 
@@ -134,10 +135,13 @@ class RecognizerWorker(QObject):
             # Live sources are read once per Pacer tick (everything captured meanwhile, one recognizer
             # call); a file analysed as fast as possible is read block by block.
             pacer = Pacer() if realtime else None
+            take_notices = getattr(self.source, "take_notices", list)   # only a reconnecting microphone has them
             while not self._should_stop():
                 if pacer is not None:
                     pacer.wait()
                 block = self.source.read(READ_TIMEOUT_S)
+                for notice in take_notices():
+                    self.input_changed.emit(notice)
                 dropped = self.source.dropped_blocks + self.source.overflows
                 if dropped != dropped_reported:
                     dropped_reported = dropped
