@@ -378,12 +378,13 @@ class ActionRunner:
             self._last_fired_s[action.label] = event.time_s
         return True
 
-    def try_action(self, action: Action) -> bool:
-        """Run `action` now as if its command had been heard (the window's "Try" button)."""
+    def try_action(self, action: Action, key_tool: KeyTool | None = None) -> bool:
+        """Run `action` now as if its command had been heard (the window's "Try" button), even while
+        actions are switched off; `key_tool` for a keys action not yet saved."""
         from model.detector import Detection
-        return self._submit(action, Detection(0.0, action.label, 1.0))
+        return self._submit(action, Detection(0.0, action.label, 1.0), key_tool)
 
-    def _submit(self, action: Action, event) -> bool:
+    def _submit(self, action: Action, event, key_tool: KeyTool | None = None) -> bool:
         with self._lock:
             if action.label in self._running:
                 self.report(ActionResult(action.label, action.describe(), False,
@@ -393,23 +394,17 @@ class ActionRunner:
             self._running.add(action.label)
         handed_at = time.monotonic()
         try:
-            self._pool.submit(self._run, action, event, handed_at)
+            self._pool.submit(self._run, action, event, handed_at, key_tool or self.action_set.key_tool)
         except RuntimeError:   # the pool was shut down meanwhile
             with self._lock:
                 self._running.discard(action.label)
             return False
         return True
 
-    def _argv(self, action: Action, event) -> list[str]:
-        if action.run is not None:
-            values = event_values(event)
-            return [substitute(argument, values) for argument in action.run]
-        return self.action_set.key_tool.command(action.keys)
-
-    def _run(self, action: Action, event, handed_at: float) -> None:
+    def _run(self, action: Action, event, handed_at: float, key_tool: KeyTool | None) -> None:
         what = action.describe()
         try:
-            result = self._execute(action, event, handed_at, what)
+            result = self._execute(action, event, handed_at, what, key_tool)
         except Exception as exc:   # a pool thread must report, never die silently
             result = ActionResult(action.label, what, False, f"action for {action.label!r} failed: {exc}", None)
         finally:
@@ -417,8 +412,14 @@ class ActionRunner:
                 self._running.discard(action.label)
         self.report(result)
 
-    def _execute(self, action: Action, event, handed_at: float, what: str) -> ActionResult:
-        argv = self._argv(action, event)
+    def _execute(self, action: Action, event, handed_at: float, what: str, key_tool: KeyTool | None) -> ActionResult:
+        if action.run is not None:
+            values = event_values(event)
+            argv = [substitute(argument, values) for argument in action.run]
+        elif key_tool is not None:
+            argv = key_tool.command(action.keys)
+        else:
+            return ActionResult(action.label, what, False, f"action for {action.label!r}: no key-press tool", None)
         posix = os.name == "posix"
         try:
             process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,

@@ -22,6 +22,8 @@ def add_live_commands(sub) -> None:
     p.add_argument("--device", help=DEVICE_HELP + "; starts listening at once")
     p.add_argument("--input-file", metavar="WAV", help="play this recording through the live pipeline in real time")
     p.add_argument("--screenshot", metavar="PNG", help="with --input-file: save the window when the file ends, then exit")
+    p.add_argument("--actions", metavar="FILE", help="TOML file binding commands to programs or key presses "
+                                                     "(default: actions.toml in your config folder, when it exists)")
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("listen", help="recognize commands live from a microphone in the terminal")
@@ -146,6 +148,13 @@ def cmd_gui(args) -> int:
         # Without this check Qt aborts the process with a core dump and a multi-line hint.
         raise UserError("no display found: run it on a desktop session, or use `speechcmd listen` in a terminal "
                         "(for a headless screenshot set QT_QPA_PLATFORM=offscreen)")
+    if args.actions:
+        from desktop_app.actions import ActionsError, load_actions
+        from model.model_config import default_model_dir, read_model_spec
+        try:
+            load_actions(args.actions, read_model_spec(args.model or default_model_dir()).labels)
+        except ActionsError as exc:
+            raise UserError(str(exc)) from None
     filter_native_audio_messages()
     device_name = None
     if args.device:
@@ -185,7 +194,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
         # A screenshot for the docs must not depend on (or change) this user's remembered settings.
         scratch = tempfile.TemporaryDirectory()
         settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(model, settings=settings)
+    window = MainWindow(model, settings=settings, actions_path=args.actions)
     outcome = {"status": 0}
     timing = os.environ.get("SPEECHCMD_TIMING") == "1"
 

@@ -13,13 +13,15 @@ from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from audio.capture import (CaptureError, FileSource, InputDevice, ReconnectingMicrophone, SourceNotice,
                            list_input_devices, rescan_devices)
 from model.detector import Detection
 from model.model_config import ModelLoadError
+from desktop_app.actions import (Action, ActionResult, ActionRunner, ActionSet, ActionsError, default_actions_path,
+                                 load_actions)
 from desktop_app.model_loader import BackgroundModel
 from desktop_app.view_model import HIDDEN_S, SPECTROGRAM_S, FileAnalysis, LiveViewModel
 from desktop_app.widgets import (HIDDEN_LEVELS, log_mel_levels, CommandBars, DetectionTimeline, LastCommandLabel,
@@ -70,10 +72,12 @@ class MainWindow(QMainWindow):
     recognizer_started = Signal(float)         # a run's network is ready; seconds of audio it caught up on
     run_finished = Signal(bool)                # a live or playback run ended; True = without error
     analysis_finished = Signal(object)         # FileAnalysis of an "Open file..." run
+    action_reported = Signal(object)           # desktop_app.actions.ActionResult (emitted from action threads)
 
     def __init__(self, model, settings: QSettings | None = None,
                  source_factory: SourceFactory = default_source_factory,
-                 device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ):
+                 device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ,
+                 actions_path: str | Path | None = None):
         super().__init__()
         # A LoadedModel, or a BackgroundModel still loading: the window needs only its spec to build.
         self.model = BackgroundModel.of(model)
@@ -95,11 +99,16 @@ class MainWindow(QMainWindow):
         self._first_frame_done = False
         self._dropped_shown = None
         self._tick = 0
+        # Actions come from the user's own file only (--actions, or actions.toml in their config folder).
+        self.actions_path = Path(actions_path) if actions_path is not None else default_actions_path()
+        self.action_runner = ActionRunner(ActionSet(), self.action_reported.emit)
+        self._actions_dialog = None
 
         self.setWindowTitle("speechcmd: live speech commands")
         self._build_widgets()
         self._restore_settings()
         self.refresh_devices(rescan=False)
+        self.action_reported.connect(self._show_action_result)
 
         vm = self.view_model
         vm.history_added.connect(self._add_history_row)
@@ -115,6 +124,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(LOAD_MODEL_AFTER_MS, self.model.start)
         self._show_running(False)
         vm.set_status("ready: choose a microphone and press Start, or open a file")
+        self._load_actions(required=actions_path is not None)
 
     # ---------------------------------------------------------------- layout
     def _build_widgets(self) -> None:
@@ -134,6 +144,12 @@ class MainWindow(QMainWindow):
         self.sensitivity_slider.setMinimumWidth(160)
         self.sensitivity_slider.valueChanged.connect(self.set_sensitivity)
         self.sensitivity_label = QLabel()
+        self.actions_switch = QCheckBox("Actions on")
+        self.actions_switch.setToolTip("Run the bound programs and key presses when commands are heard")
+        self.actions_switch.setChecked(True)
+        self.actions_switch.toggled.connect(self.set_actions_enabled)
+        self.actions_button = QPushButton("Actions...")
+        self.actions_button.clicked.connect(self.open_actions_dialog)
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Microphone:"))
@@ -144,6 +160,9 @@ class MainWindow(QMainWindow):
         controls.addWidget(QLabel("Sensitivity:"))
         controls.addWidget(self.sensitivity_slider)
         controls.addWidget(self.sensitivity_label)
+        controls.addSpacing(16)
+        controls.addWidget(self.actions_switch)
+        controls.addWidget(self.actions_button)
         controls.addSpacing(16)
         controls.addWidget(self.open_button)
 
@@ -217,10 +236,12 @@ class MainWindow(QMainWindow):
                 self.sensitivity_slider.setValue(int(sensitivity))
             except (TypeError, ValueError):
                 pass  # a damaged settings file must not stop the app
+        self.actions_switch.setChecked(str(self.settings.value("actions_enabled", "true")).lower() != "false")
 
     def save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("sensitivity", self.sensitivity_slider.value())
+        self.settings.setValue("actions_enabled", "true" if self.actions_switch.isChecked() else "false")
         if self.device_combo.count():
             self.settings.setValue("device", self.selected_device() or "")   # "" = the system default
         self.settings.sync()
@@ -298,6 +319,9 @@ class MainWindow(QMainWindow):
         worker.posteriors_ready.connect(vm.on_frames)
         worker.posteriors_ready.connect(self._draw_first_frames)
         worker.detected.connect(vm.on_detected)
+        # Direct: the runner only hands the action to its own threads, so it is started from the
+        # worker's thread at once, whatever the GUI thread is doing.
+        worker.detected.connect(self.action_runner.handle, Qt.ConnectionType.DirectConnection)
         worker.level_changed.connect(vm.on_level)
         worker.audio_dropped.connect(vm.on_dropped)
         worker.error_occurred.connect(self._on_run_error)
@@ -443,6 +467,48 @@ class MainWindow(QMainWindow):
     def _show_sensitivity_text(self) -> None:
         self.sensitivity_label.setText(f"threshold {self.view_model.threshold:.2f}")
 
+    # ---------------------------------------------------------------- actions
+    def _load_actions(self, required: bool) -> None:
+        """Read the actions file; a missing default file means no actions, any other problem is shown
+        (and no action runs) until the file is fixed or saved from the dialog."""
+        if not required and not self.actions_path.is_file():
+            return
+        try:
+            self.set_action_set(load_actions(self.actions_path, self.spec.labels))
+        except ActionsError as exc:
+            self.view_model.on_error(f"actions not loaded: {exc}")
+
+    def set_action_set(self, action_set: ActionSet) -> None:
+        self.action_runner.set_actions(action_set)
+        n = len(action_set)
+        self.actions_button.setText(f"Actions ({n})..." if n else "Actions...")
+
+    @Slot(bool)
+    def set_actions_enabled(self, enabled: bool) -> None:
+        self.action_runner.enabled = enabled
+
+    def try_action(self, action: Action, action_set: ActionSet | None = None) -> bool:
+        return self.action_runner.try_action(action, action_set.key_tool if action_set else None)
+
+    @Slot()
+    def open_actions_dialog(self):
+        from desktop_app.actions_dialog import ActionsDialog
+        if self._actions_dialog is None:
+            self._actions_dialog = ActionsDialog(self, self.actions_path, self.action_runner.action_set,
+                                                 self.spec.labels, parent=self)
+        self._actions_dialog.show()
+        self._actions_dialog.raise_()
+        return self._actions_dialog
+
+    @Slot(object)
+    def _show_action_result(self, result: ActionResult) -> None:
+        # The status bar, not the error bar: a failing action is worth a look but stops nothing.
+        self.status_label.setText(("action: " if result.ok else "action failed: ") + result.message)
+        self.status_label.setStyleSheet("" if result.ok else "color: #b02020;")
+        if not result.ok:
+            import sys
+            print(f"speechcmd: {result.message}", file=sys.stderr, flush=True)
+
     # ---------------------------------------------------------------- drawing
     @Slot()
     def redraw(self, full: bool = False) -> None:
@@ -511,6 +577,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str, bool)
     def _show_status(self, message: str, is_error: bool) -> None:
+        self.status_label.setStyleSheet("")
         if is_error:
             self.error_label.setText(f"Error: {message}")
             self.error_label.show()
@@ -529,6 +596,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop every thread and remember the settings (idempotent)."""
         self.redraw_timer.stop()
+        self.action_runner.close(wait=False)
         self.stop()
         self._stop_analysis()
         self.save_settings()

@@ -12,8 +12,9 @@ packages=(libportaudio2 libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon
           libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
           libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1)
 if [ "$mode" = test ]; then
-    # espeak-ng: tests/test_synthesize_words.py runs the synthetic-voice script for real
-    packages+=(pulseaudio pulseaudio-utils espeak-ng)
+    # espeak-ng: tests/test_synthesize_words.py runs the synthetic-voice script for real;
+    # xvfb + xdotool: tests/test_actions.py presses keys into a real window on a real X server
+    packages+=(pulseaudio pulseaudio-utils espeak-ng xvfb xdotool)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -17,6 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
+@pytest.fixture(autouse=True)
+def private_config_folder(tmp_path_factory, monkeypatch):
+    """No test reads or writes the real user's config folder (actions.toml lives there)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
 @pytest.fixture(scope="session")
 def clips_dir() -> Path:
     return CLIPS_DIR
