@@ -148,6 +148,15 @@ def _silence_alsa_messages() -> None:
         _ALSA_HANDLER = False
 
 
+def play_samples(samples: np.ndarray, sample_rate_hz: int) -> None:
+    """Play a take back on the default output (returns at once). CaptureError when there is none."""
+    sd = _sounddevice()
+    try:
+        sd.play(np.asarray(samples, np.float32), int(sample_rate_hz))
+    except (sd.PortAudioError, ValueError) as exc:
+        raise CaptureError(f"cannot play the take: {exc}") from None
+
+
 @dataclass(frozen=True)
 class InputDevice:
     index: int

@@ -30,7 +30,8 @@ from audio.features import LogMel
 from audio.io import find_audio_files, read_audio
 from model import data, feature_data
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.enroll import EnrollConfig, _check_take, enroll
+from model.enroll import EnrollConfig, enroll
+from model.takes import check_take
 from model.evaluate import feature_posteriors
 from model.labels import COMMANDS
 from model.streaming import StreamingRecognizer
@@ -104,7 +105,7 @@ def main() -> None:
             clips, truth = [], []
             for d, word in enumerate(DIGITS):
                 for t in range(n_takes, 50):
-                    take = _check_take(word, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n)
+                    take = check_take(word, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n)
                     clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
                     truth.append(word)
             row = {"accuracy": round(accuracy(model, clips, truth), 4), "clips": len(truth),

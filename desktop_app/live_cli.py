@@ -172,6 +172,24 @@ def cmd_gui(args) -> int:
     return _run_gui(model, args, device_name)
 
 
+def _remembered_model(shipped):
+    """The model chosen in the window last time (a personal model), when it still loads; else `shipped`."""
+    from PySide6.QtCore import QSettings
+
+    from desktop_app.model_loader import BackgroundModel
+    from desktop_app.window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION
+    from model.model_config import ModelLoadError
+    folder = QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION).value("model")
+    if not folder:
+        return shipped
+    try:
+        return BackgroundModel.from_folder(folder)
+    except ModelLoadError as exc:
+        print(f"speechcmd: the model chosen last time cannot be used ({exc}); using the shipped model",
+              file=sys.stderr)
+        return shipped
+
+
 def _run_gui(model, args, device_name: str | None) -> int:
     # Qt is imported here only: `listen`/`devices` and the other subcommands must work without it.
     import signal
@@ -194,6 +212,8 @@ def _run_gui(model, args, device_name: str | None) -> int:
         # A screenshot for the docs must not depend on (or change) this user's remembered settings.
         scratch = tempfile.TemporaryDirectory()
         settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
+    if args.model is None and settings is None:
+        model = _remembered_model(model)
     window = MainWindow(model, settings=settings, actions_path=args.actions)
     outcome = {"status": 0}
     timing = os.environ.get("SPEECHCMD_TIMING") == "1"

@@ -18,6 +18,12 @@ from model.detector import Detection
 LOG_MEL_LEVELS = (-11.0, 8.0)   # in ln(mel power); mapped to a model's feature scale by `log_mel_levels`
 
 
+def command_colors(n: int) -> list[str]:
+    """One colour per command; a model with more commands than colours (enrolled words) reuses them
+    (a brush list shorter than the bars crashes pyqtgraph's painting)."""
+    return [COMMAND_COLORS[i % len(COMMAND_COLORS)] for i in range(n)]
+
+
 def log_mel_levels(frontend) -> tuple[float, float]:
     """The spectrogram's colour range in a frontend's feature units (ln for older models, pixels for
     the image-matched frontend), so every model's spectrogram looks the same."""
@@ -82,7 +88,7 @@ class CommandBars(pg.PlotWidget):
         self.hideButtons()
         self.commands = commands
         self.x = np.arange(len(commands), dtype=float)
-        self._below = [pg.mkBrush(c) for c in COMMAND_COLORS[: len(commands)]]
+        self._below = [pg.mkBrush(c) for c in command_colors(len(commands))]
         self._above = pg.mkBrush("#e8e84a")
         self.bars = pg.BarGraphItem(x=self.x, height=np.zeros(len(commands)), width=0.7, brushes=self._below)
         self.addItem(self.bars)
@@ -126,7 +132,7 @@ class DetectionTimeline(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=True, y=False)
         self.setYRange(0.0, 1.1, padding=0)
-        self.curves = [self.plot(pen=pg.mkPen(color, width=1)) for color in COMMAND_COLORS[: len(commands)]]
+        self.curves = [self.plot(pen=pg.mkPen(color, width=1)) for color in command_colors(len(commands))]
         self.markers = pg.ScatterPlotItem(size=10, symbol="t1", brush=pg.mkBrush("#e8e84a"), pen=pg.mkPen("k"))
         self.addItem(self.markers)
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#ff4040", style=Qt.PenStyle.DashLine))

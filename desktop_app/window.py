@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 from audio.capture import (CaptureError, FileSource, InputDevice, ReconnectingMicrophone, SourceNotice,
                            list_input_devices, rescan_devices)
 from model.detector import Detection
-from model.model_config import ModelLoadError
+from model.model_config import ModelLoadError, default_model_dir
 from desktop_app.actions import (Action, ActionResult, ActionRunner, ActionSet, ActionsError, default_actions_path,
                                  load_actions)
 from desktop_app.model_loader import BackgroundModel
@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
     def __init__(self, model, settings: QSettings | None = None,
                  source_factory: SourceFactory = default_source_factory,
                  device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ,
-                 actions_path: str | Path | None = None):
+                 actions_path: str | Path | None = None, models_dir: str | Path | None = None):
         super().__init__()
         # A LoadedModel, or a BackgroundModel still loading: the window needs only its spec to build.
         self.model = BackgroundModel.of(model)
@@ -103,25 +103,28 @@ class MainWindow(QMainWindow):
         self.actions_path = Path(actions_path) if actions_path is not None else default_actions_path()
         self.action_runner = ActionRunner(ActionSet(), self.action_reported.emit)
         self._actions_dialog = None
+        self._personalize_dialog = None
+        self._live_run = False                 # the current run listens to a microphone (not a file)
+        from desktop_app.personalize import personal_models_dir
+        self.models_dir = Path(models_dir) if models_dir is not None else personal_models_dir()
 
         self.setWindowTitle("speechcmd: live speech commands")
         self._build_widgets()
         self._restore_settings()
         self.refresh_devices(rescan=False)
+        self.refresh_models()
         self.action_reported.connect(self._show_action_result)
 
+        self._connect_view_model(self.view_model)
         vm = self.view_model
-        vm.history_added.connect(self._add_history_row)
-        vm.status_changed.connect(self._show_status)
-        vm.running_changed.connect(self._show_running)
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(int(round(1000.0 / redraw_hz)))
         self.redraw_timer.timeout.connect(self.redraw)
         self.redraw_timer.start()
         # The network loads after the first frame is drawn (its import would compete for the
         # interpreter with drawing it), or after a moment if no run starts.
-        self.first_frame_drawn.connect(self.model.start)
-        QTimer.singleShot(LOAD_MODEL_AFTER_MS, self.model.start)
+        self.first_frame_drawn.connect(lambda: self.model.start())
+        QTimer.singleShot(LOAD_MODEL_AFTER_MS, lambda: self.model.start())
         self._show_running(False)
         vm.set_status("ready: choose a microphone and press Start, or open a file")
         self._load_actions(required=actions_path is not None)
@@ -166,16 +169,20 @@ class MainWindow(QMainWindow):
         controls.addSpacing(16)
         controls.addWidget(self.open_button)
 
-        n_mels = self.spec.frontend.n_mels
-        band = f"{self.spec.frontend.f_min_hz:.0f}-{self.spec.frontend.f_max_hz:.0f} Hz"
-        self.spectrogram_view = ScrollingImage(f"Log-mel spectrogram (live, {n_mels} bands {band})", "mel bin",
-                                               SPECTROGRAM_S, vm.spectrogram.capacity, n_mels,
-                                               "viridis", log_mel_levels(self.spec.frontend))
-        hidden_size = self.spec.network.hidden_size
-        self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
-                                          vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)
-        self.bars_view = CommandBars(info.commands, vm.threshold)
-        self.timeline_view = DetectionTimeline(info.commands)
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumWidth(260)
+        self.model_combo.setToolTip("The model that recognizes: the shipped one or one of your personal models")
+        self.model_combo.activated.connect(lambda index: self.switch_model(self.model_combo.itemData(index)))
+        self.personalize_button = QPushButton("Personalize...")
+        self.personalize_button.setToolTip("Record a few takes of commands or new words and adapt the model to you")
+        self.personalize_button.clicked.connect(self.open_personalize_dialog)
+        model_row = QHBoxLayout()
+        model_row.addWidget(QLabel("Model:"))
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.personalize_button)
+        model_row.addStretch(2)
+
+        self._make_model_views()
         self.last_command_label = LastCommandLabel()
         self.history_list = QListWidget()
         self.history_list.setMinimumWidth(300)
@@ -203,6 +210,7 @@ class MainWindow(QMainWindow):
         grid.addLayout(right_bottom, 2, 1)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
+        self.grid = grid
 
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: white; background: #b02020; padding: 4px;")
@@ -212,6 +220,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addLayout(controls)
+        layout.addLayout(model_row)
         layout.addWidget(self.error_label)
         layout.addLayout(grid, 1)
         self.setCentralWidget(central)
@@ -224,6 +233,98 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.dropped_label)
         self._show_dropped(0)
         self._show_sensitivity_text()
+
+    def _connect_view_model(self, vm: LiveViewModel) -> None:
+        vm.history_added.connect(self._add_history_row)
+        vm.status_changed.connect(self._show_status)
+        vm.running_changed.connect(self._show_running)
+        self.view_model = vm
+
+    def _make_model_views(self) -> None:
+        """The views whose shape depends on the model: mel bands, hidden units, commands."""
+        vm, info = self.view_model, self.view_model.info
+        n_mels = self.spec.frontend.n_mels
+        band = f"{self.spec.frontend.f_min_hz:.0f}-{self.spec.frontend.f_max_hz:.0f} Hz"
+        self.spectrogram_view = ScrollingImage(f"Log-mel spectrogram (live, {n_mels} bands {band})", "mel bin",
+                                               SPECTROGRAM_S, vm.spectrogram.capacity, n_mels,
+                                               "viridis", log_mel_levels(self.spec.frontend))
+        hidden_size = self.spec.network.hidden_size
+        self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
+                                          vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)
+        self.bars_view = CommandBars(info.commands, vm.threshold)
+        self.timeline_view = DetectionTimeline(info.commands)
+
+    # ---------------------------------------------------------------- models
+    def refresh_models(self) -> None:
+        """Fill the model chooser: the shipped model, every personal model, and the current one."""
+        from desktop_app.personalize import list_personal_models
+        shipped = default_model_dir()
+        current = self.spec.path.resolve() if self.spec.path else None
+        self.model_combo.clear()
+        self.model_combo.addItem("Shipped model", str(shipped))
+        folders = list_personal_models(self.models_dir)
+        for folder in folders:
+            self.model_combo.addItem(f"Personal: {folder.name}", str(folder))
+        if current is not None and current != shipped.resolve() and current not in [f.resolve() for f in folders]:
+            self.model_combo.addItem(f"Folder: {current}", str(current))
+        for index in range(self.model_combo.count()):
+            if current is not None and Path(self.model_combo.itemData(index)).resolve() == current:
+                self.model_combo.setCurrentIndex(index)
+
+    def switch_model(self, folder: str | Path | None) -> bool:
+        """Recognize with the model in `folder` (None: the shipped one) from now on. A live run is
+        restarted on the same device with the new model; the history stays. False (and the error
+        shown) when the folder does not hold a usable model."""
+        folder = Path(folder) if folder else default_model_dir()
+        try:
+            model = BackgroundModel.from_folder(folder)
+        except ModelLoadError as exc:
+            self.view_model.on_error(str(exc))
+            self.refresh_models()
+            return False
+        resume = self.is_running and self._live_run
+        self.stop()
+        self._stop_analysis()
+        history = list(self.view_model.history)
+        self.model = model
+        self.spec = model.spec
+        self._model_checked = False
+        vm = LiveViewModel(self.spec)
+        vm.threshold = sensitivity_to_threshold(self.sensitivity_slider.value())
+        vm.history.extend(history)
+        self._connect_view_model(vm)
+        old_views = (self.spectrogram_view, self.hidden_view, self.bars_view, self.timeline_view)
+        self._make_model_views()
+        for old, new in zip(old_views, (self.spectrogram_view, self.hidden_view, self.bars_view, self.timeline_view)):
+            self.grid.replaceWidget(old, new)
+            # Hidden and deleted by Qt later, still owned by its parent until then: unparenting it
+            # would hand it to Python's garbage collector mid-paint (a crash in pyqtgraph's paintEvent).
+            old.hide()
+            old.deleteLater()
+        self.model_info_label.setText(vm.info.text())
+        self._drawn_version = -1
+        model.start()   # the network loads in the background, as at start-up
+        shipped = folder.resolve() == default_model_dir().resolve()
+        self.settings.setValue("model", "" if shipped else str(folder.resolve()))
+        self.refresh_models()
+        self._load_actions(required=False)   # the file may bind words only this model has
+        if resume:
+            self.start_live()
+        if vm.error is None:
+            vm.set_status(f"now recognizing with {'the shipped model' if shipped else folder.name}"
+                          + (f" ({', '.join(vm.info.commands)})" if not shipped else "")
+                          + ("; listening" if resume else ""))
+        self.redraw(full=True)
+        return True
+
+    @Slot()
+    def open_personalize_dialog(self):
+        from desktop_app.personalize import PersonalizeDialog
+        if self._personalize_dialog is None or not self._personalize_dialog.isVisible():
+            self._personalize_dialog = PersonalizeDialog(self, parent=self)
+        self._personalize_dialog.show()
+        self._personalize_dialog.raise_()
+        return self._personalize_dialog
 
     # ---------------------------------------------------------------- settings
     def _restore_settings(self) -> None:
@@ -304,6 +405,7 @@ class MainWindow(QMainWindow):
             self.view_model.on_error(str(exc))
             return
         self._start_run(source, f"listening on {device or 'the system default input'}")
+        self._live_run = True
 
     def start_file_playback(self, path: str | Path) -> None:
         """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""
@@ -591,6 +693,8 @@ class MainWindow(QMainWindow):
         self.start_button.setText("Stop" if running else "Start")
         self.device_combo.setEnabled(not running)
         self.refresh_button.setEnabled(not running)
+        if not running:
+            self._live_run = False
 
     # ---------------------------------------------------------------- shutdown
     def shutdown(self) -> None:

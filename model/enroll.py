@@ -29,106 +29,16 @@ import torch.nn.functional as F
 from audio import augment
 from audio.augment import AugmentConfig
 from audio.features import LogMel
-from audio.io import AUDIO_SUFFIXES, AudioReadError, read_audio
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.feature_data import FeatureSet, NoiseBank, concat
 from model.labels import SILENCE, UNKNOWN
 from model.network import RecurrentClassifier
+# The take checks need no torch (the window checks each take as it is recorded): they live there.
+from model.takes import EnrollConfig, EnrollError, Take, read_takes  # noqa: F401
 
 REPLAY_FILE = "replay_bank.npz"     # in a model folder: features the model was trained on, by label
 MAX_UNKNOWN_CROPS = 200             # 1 s crops taken from the `_unknown_` recordings at most
-
-
-class EnrollError(Exception):
-    """Enrollment cannot go on (a word with too few good takes, no takes at all, ...): one line."""
-
-
-@dataclass(frozen=True)
-class EnrollConfig:
-    min_takes: int = 2               # good takes a word needs
-    steps: int = 250                 # adaptation steps
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    own_share: float = 0.5           # share of each batch from the user's takes (the rest: replay)
-    adapt_top_layer: bool = True     # False: the output layer alone
-    copies_per_take: int = 16        # augmented copies of each take, made once
-    replay_clips: int = 600          # replay examples used (from the bank), made once
-    seed: int = 0
-    # Take checks
-    max_sound_s: float = 1.2         # more sound than this in a take: "too long"
-    silent_peak_dbfs: float = -40.0  # a take whose loudest 10 ms is below this: "silent"
-    clipped_share: float = 0.005     # share of samples at full scale that makes a take "clipped"
-    short_ratio: float = 0.35        # sound shorter than this share of the word's median: "too short"
-    trim_below_peak_db: float = 30.0  # the sound is where 10 ms frames are within this of the peak
-
-
-@dataclass(frozen=True)
-class Take:
-    word: str
-    path: str
-    samples: np.ndarray | None = None   # the centred 1 s clip
-    sound_s: float = 0.0
-    problem: str | None = None           # why the take is not used
-
-
-def read_takes(folder: str | Path, cfg: EnrollConfig, sample_rate_hz: int, clip_samples: int) -> list[Take]:
-    """Every audio file in the word folders of `folder`, read, trimmed and checked."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise EnrollError(f"takes folder {folder} does not exist")
-    takes = []
-    for word_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if word_dir.name.startswith("_") and word_dir.name != UNKNOWN:
-            raise EnrollError(f"{word_dir}: a word folder cannot be named {word_dir.name!r} ({SILENCE} is made "
-                              f"from noise; other names starting with _ are reserved)")
-        for path in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-            takes.append(_check_take(word_dir.name, path, cfg, sample_rate_hz, clip_samples))
-    if not takes:
-        raise EnrollError(f"{folder} has no word folders with recordings (expected e.g. {folder}/yes/1.wav)")
-    # A take far shorter than the word's other takes is probably cut off or a different word.
-    for word in {t.word for t in takes if t.word != UNKNOWN}:
-        good = [t for t in takes if t.word == word and t.problem is None]
-        if len(good) >= 3:
-            median_s = float(np.median([t.sound_s for t in good]))
-            for i, take in enumerate(takes):
-                if take.word == word and take.problem is None and take.sound_s < cfg.short_ratio * median_s:
-                    takes[i] = replace(take, problem=f"too short ({take.sound_s:.2f} s of sound; the others "
-                                                     f"have {median_s:.2f} s)")
-    return takes
-
-
-def _check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, clip_samples: int) -> Take:
-    try:
-        samples = read_audio(path, sample_rate_hz)
-    except AudioReadError as exc:
-        return Take(word, str(path), problem=f"unreadable ({str(exc).split(': ', 1)[-1]})")
-    if word == UNKNOWN:   # other speech: kept whole, cut into crops later
-        return Take(word, str(path), samples, samples.size / sample_rate_hz)
-    if np.mean(np.abs(samples) >= 0.999) > cfg.clipped_share:
-        return Take(word, str(path), problem="clipped (too loud: move back from the microphone)")
-    hop = sample_rate_hz // 100
-    n_frames = samples.size // hop
-    if n_frames == 0:
-        return Take(word, str(path), problem="silent (no sound)")
-    frames = samples[:n_frames * hop].reshape(n_frames, hop)
-    energy_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-    peak_db = float(energy_db.max())
-    if peak_db < cfg.silent_peak_dbfs:
-        return Take(word, str(path), problem=f"silent (loudest moment {peak_db:.0f} dBFS)")
-    loud = np.flatnonzero(energy_db >= peak_db - cfg.trim_below_peak_db)
-    first, last = int(loud[0]), int(loud[-1]) + 1
-    sound_s = (last - first) * hop / sample_rate_hz
-    if sound_s > cfg.max_sound_s:
-        return Take(word, str(path), sound_s=sound_s,
-                    problem=f"too long ({sound_s:.1f} s of sound; say the word alone)")
-    # Centred in a 1 s clip, as Speech Commands words are.
-    centre = (first + last) * hop // 2
-    start = centre - clip_samples // 2
-    clip = np.zeros(clip_samples, np.float32)
-    src = samples[max(0, start):start + clip_samples]
-    clip[max(0, -start):max(0, -start) + src.size] = src
-    return Take(word, str(path), clip, sound_s)
 
 
 def unknown_crops(takes: list[Take], clip_samples: int) -> list[np.ndarray]:

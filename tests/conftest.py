@@ -19,8 +19,9 @@ WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 @pytest.fixture(autouse=True)
 def private_config_folder(tmp_path_factory, monkeypatch):
-    """No test reads or writes the real user's config folder (actions.toml lives there)."""
+    """No test reads or writes the real user's config and data folders (actions.toml, personal models)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="session")

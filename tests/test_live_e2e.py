@@ -200,3 +200,49 @@ def test_listen_survives_an_audio_server_restart_and_hears_commands_after_it(tmp
     assert [json.loads(row)["label"] for row in out.splitlines() if row.strip()] == ["stop"], (out, err)
     assert marker.read_text() == "stop"
     assert "ALSA" not in err and "Traceback" not in err and "Expression" not in err, err
+
+
+def test_the_window_says_the_input_is_lost_and_resumes_by_itself(qtbot, model, tmp_path, virtual_mic):
+    """The real window on a real audio server that is stopped and started again: the error bar says
+    so, listening resumes within 5 s of the server being back (same run: history kept), and a command
+    played afterwards reaches the history."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from desktop_app.window import MainWindow
+
+    wav = tmp_path / "stop.wav"
+    sf.write(wav, make_stream([("stop", 0.5)], total_s=2.0, seed=5), RATE_HZ, subtype="PCM_16")
+    runtime = tmp_path / "pulse4"
+    other = VirtualMic.start(runtime)
+    saved = os.environ["PULSE_RUNTIME_PATH"]
+    os.environ["PULSE_RUNTIME_PATH"] = other.env["PULSE_RUNTIME_PATH"]
+    window = None
+    try:
+        rescan_devices()
+        window = MainWindow(model, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                            models_dir=tmp_path / "models")
+        qtbot.addWidget(window)
+        window.show()
+        window.device_combo.setCurrentIndex(0)          # the system default: the virtual microphone
+        window.start_live()
+        qtbot.waitUntil(lambda: window.view_model.frames_seen > 50, timeout=20000)
+        run = window.worker
+        other.stop()
+        qtbot.waitUntil(lambda: window.error_label.isVisible(), timeout=10000)
+        assert "reconnecting" in window.error_label.text()
+        assert window.is_running and window.worker is run   # the run goes on, waiting for the input
+        time.sleep(1.0)
+        other = VirtualMic.start(runtime)
+        back_at = time.monotonic()
+        qtbot.waitUntil(lambda: window.status_label.text().startswith("listening again"), timeout=15000)
+        assert time.monotonic() - back_at <= 5.0
+        assert not window.error_label.isVisible() and window.worker is run
+        assert other.play(wav).wait(10) == 0
+        qtbot.waitUntil(lambda: window.history_list.count() >= 1, timeout=10000)
+        assert "stop" in window.history_list.item(0).text()
+    finally:
+        if window is not None:
+            window.shutdown()
+        other.stop()
+        os.environ["PULSE_RUNTIME_PATH"] = saved
+        rescan_devices()
