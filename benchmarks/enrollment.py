@@ -85,9 +85,12 @@ def main() -> None:
     parser.add_argument("--own-share", type=float, default=EnrollConfig().own_share)
     parser.add_argument("--speakers", nargs="*", help="only these speakers")
     parser.add_argument("--head-only", action="store_true", help="adapt the output layer alone")
+    parser.add_argument("--distill-weight", type=float, default=EnrollConfig().distill_weight)
+    parser.add_argument("--anchor-weight", type=float, default=EnrollConfig().anchor_weight)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only)
+    cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
+                       distill_weight=args.distill_weight, anchor_weight=args.anchor_weight)
     base = load_checkpoint(args.model)
     fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples
     folder = feature_data.open_folder(SHARED / "speech_commands")

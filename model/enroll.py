@@ -232,9 +232,19 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(0.25)
 
+    n_base = len(base.labels)
+    own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
+    if cfg.distill_weight:
+        # What the base model itself says about the replay clips, before any adaptation: keeping the
+        # adapted model's old-label posteriors close to these is Learning without Forgetting's idea.
+        with torch.no_grad():
+            teacher = torch.cat([split(inputs[replay_index[i:i + 256]])[0][:, -1, :n_base]
+                                 for i in range(0, len(replay_index), 256)])
+            teacher_probs = torch.zeros(len(all_labels), n_base)
+            teacher_probs[replay_index] = F.softmax(teacher / cfg.distill_temperature, dim=1)
+    anchors = [p.detach().clone() for p in split.top.parameters()] if cfg.anchor_weight else []
     trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
-    own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     gen = torch.Generator().manual_seed(cfg.seed)
     negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
     delay_frames = int(round(300.0 / frontend.hop_ms))
@@ -253,6 +263,14 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             frame_logits = logits[neg, delay_frames:]
             target = all_labels[rows][neg][:, None].expand(-1, frame_logits.shape[1])
             loss = loss + 0.5 * F.cross_entropy(frame_logits.reshape(-1, len(labels)), target.reshape(-1))
+        if cfg.distill_weight:
+            from_bank = ~is_own[rows]
+            t = cfg.distill_temperature
+            student = F.log_softmax(logits[from_bank, -1, :n_base] / t, dim=1)
+            loss = loss + cfg.distill_weight * t * t * F.kl_div(student, teacher_probs[rows][from_bank],
+                                                                reduction="batchmean")
+        if anchors:
+            loss = loss + cfg.anchor_weight * sum(((p - p0) ** 2).sum() for p, p0 in zip(split.top.parameters(), anchors))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

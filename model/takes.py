@@ -26,6 +26,9 @@ class EnrollConfig:
     learning_rate: float = 2e-3
     own_share: float = 0.5           # share of each batch from the user's takes (the rest: replay)
     adapt_top_layer: bool = True     # False: the output layer alone
+    distill_weight: float = 0.0      # replay clips also match the base model's own posteriors (LwF)
+    distill_temperature: float = 2.0
+    anchor_weight: float = 0.0       # L2 pull of the adapted layer towards the base weights (L2-SP)
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0
