@@ -430,6 +430,7 @@ class ReconnectingMicrophone:
         self._lost_at: float | None = None
         self._reopened = False                 # a new stream is open but has delivered nothing yet
         self._next_try_at = 0.0
+        self._fallback_note = ""
         self._dropped_before = 0
         self._overflows_before = 0
         self.reconnects = 0
@@ -505,16 +506,19 @@ class ReconnectingMicrophone:
             source.stop()
 
     def _try_to_reopen(self) -> None:
+        sd = _sounddevice()
         try:
             rescan_devices()   # a device plugged back in, or a restarted server, shows only after a re-scan
             spec = self._device_name
+            self._fallback_note = ""
             try:
                 find_input_device(spec)
             except CaptureError:
-                spec = None     # that device is gone: the system default
+                spec = None     # that device is gone: the system default, said so in the notice
+                self._fallback_note = f"; {self._device_name!r} was not found"
             source = self._make_source(spec, self.sample_rate_hz)
             source.start()
-        except CaptureError:
+        except (CaptureError, sd.PortAudioError):   # still gone: try again later
             self._next_try_at = time.monotonic() + self.retry_every_s
             return
         self._source = source
@@ -527,7 +531,7 @@ class ReconnectingMicrophone:
         self.reconnects += 1
         self._device_name = self._source.name
         self._notices.append(SourceNotice(False, f"listening again on {self._source.name} "
-                                                 f"(input was lost for {lost_for_s:.1f} s)"))
+                                                 f"(input was lost for {lost_for_s:.1f} s{self._fallback_note})"))
 
     def stop(self) -> None:
         self._retire()

@@ -35,6 +35,7 @@ STREAM_S = 120.0
 # From the start of playback to when the window's worker sees the same sample: the audio server's
 # start-up (~50 ms, tests/test_live_e2e.py) plus capture blocks and the 80 ms recognizer pacing.
 PLAYBACK_DELAY_S = 0.1
+SPLIT_AFTER_NEXT_START_S = 0.3
 WARM_UP_S = 300.0
 SAMPLE_EVERY_S = 10.0
 
@@ -114,6 +115,7 @@ def main() -> int:
     # Every command bound to a program that does nothing: how soon actions start, all hour long.
     actions = Path(scratch.name) / "actions.toml"
     actions.write_text("".join(f'[actions.{label}]\nrun = ["true"]\n' for label in COMMANDS))
+    actions.chmod(0o600)   # a file others may write is refused, whatever the umask made of it
     window = MainWindow(BackgroundModel.from_folder(args.model), settings=settings, actions_path=actions)
     action_results = []
     window.action_reported.connect(action_results.append)
@@ -160,11 +162,11 @@ def main() -> int:
             halfway = time.monotonic() - started_at >= duration_s / 2
             if halfway and not restart and not args.no_restart:
                 stopped_at = time.monotonic()
+                resumed.clear()   # before the stop: a fast reconnect must not be erased afterwards
                 state["mic"].stop()
                 time.sleep(2.0)
                 state["mic"] = VirtualMic.start(runtime)
                 back_at = time.monotonic()
-                resumed.clear()
                 ok = resumed.wait(60)
                 restart.update(stopped_s=stopped_at - started_at, back_s=back_at - started_at,
                                resumed=ok, resume_after_back_s=(time.monotonic() - back_at) if ok else None)
@@ -191,10 +193,14 @@ def main() -> int:
     wall_s = time.monotonic() - started_at
 
     scores, per_play = [], []
-    for play in plays:
+    for k, play in enumerate(plays):
         wav = Path(play["wav"])
+        # Plays follow each other at once: a detection belongs to this play until shortly after the
+        # next one starts (the last word of a stream fires up to ~0.5 s after its end, the first word
+        # of the next starts no earlier than its first slot's onset).
+        until = plays[k + 1]["start"] + SPLIT_AFTER_NEXT_START_S if k + 1 < len(plays) else play["end"] + 1.0
         events = [Detection(t - play["start"] - PLAYBACK_DELAY_S, e.label, e.score)
-                  for t, e in detections if play["start"] <= t <= play["end"] + 1.0]
+                  for t, e in detections if play["start"] <= t < until]
         score = score_stream(events, spans[wav], STREAM_S)
         scores.append(score)
         per_play.append({"wav": wav.name, "rc": play["rc"], **score.as_dict()})
@@ -213,6 +219,9 @@ def main() -> int:
                     "spawn_ms_max": _percentile([r.spawn_ms for r in action_results], 100)},
         "restart": restart, "notices": [(round(t - started_at, 2), lost, m) for t, lost, m in notices],
         "live": live, "offline_same_streams": reference, "per_play": per_play, "samples": samples,
+        "plays_timed": [{"wav": Path(p["wav"]).name, "start_s": round(p["start"] - started_at, 3),
+                         "end_s": round(p["end"] - started_at, 3)} for p in plays],
+        "detections": [(round(t - started_at, 3), e.label, round(e.score, 4)) for t, e in detections],
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(report, indent=1))

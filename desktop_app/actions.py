@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -167,16 +168,21 @@ def load_actions(path: str | Path, labels: Iterable[str], env: dict | None = Non
     """Read and check an actions file. ActionsError (one line, with the line number) on any problem."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())   # the file that is read, not whatever the name points to later
+            raw = handle.read()
     except FileNotFoundError:
         raise ActionsError(f"{path}: actions file not found") from None
     except OSError as exc:
         raise ActionsError(f"{path}: cannot read the actions file: {exc.strerror or exc}") from None
     if os.name == "posix":
-        mode = path.stat().st_mode
-        if mode & 0o022:
+        # Anyone who can change this file can run programs as you: like ssh with its config, refuse it.
+        if info.st_mode & 0o022:
             raise ActionsError(f"{path}: other users can write to this actions file, and it runs programs as you; "
                                f"refusing it (chmod go-w {path})")
+        if info.st_uid != os.getuid():
+            raise ActionsError(f"{path}: this actions file belongs to another user; refusing it (it would run "
+                               "programs as you)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -355,6 +361,7 @@ class ActionRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="action")
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        self._processes: set[subprocess.Popen] = set()
         self._last_fired_s: dict[str, float] = {}
         self._closed = False
 
@@ -421,31 +428,55 @@ class ActionRunner:
         else:
             return ActionResult(action.label, what, False, f"action for {action.label!r}: no key-press tool", None)
         posix = os.name == "posix"
-        try:
-            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, close_fds=True, start_new_session=posix)
-        except OSError as exc:
-            reason = "program not found" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
-            return ActionResult(action.label, what, False, f"action for {action.label!r} could not start "
-                                                           f"{argv[0]!r}: {reason}", None)
-        spawn_ms = (time.monotonic() - handed_at) * 1000.0
-        timeout_s = action.timeout_ms / 1000.0
-        try:
-            _, stderr = process.communicate((event_json(event) + "\n").encode(), timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill(process, posix)
-            return ActionResult(action.label, what, False, f"action for {action.label!r} ({what}) did not end "
-                                                           f"within {timeout_s:g} s and was killed", spawn_ms)
-        if process.returncode != 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = f": {tail[-1][:STDERR_TAIL_CHARS]}" if tail else ""
-            return ActionResult(action.label, what, False, f"action for {action.label!r} ({what}) failed "
-                                                           f"with exit status {process.returncode}{detail}", spawn_ms)
+        # stderr goes to a file, not a pipe: a program that starts another one (xdg-open, a terminal)
+        # would hand it the pipe, and waiting for the pipe to close would wait for that program too.
+        with tempfile.TemporaryFile() as stderr_file:
+            try:
+                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=stderr_file, close_fds=True, start_new_session=posix)
+            except OSError as exc:
+                reason = "program not found" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+                return ActionResult(action.label, what, False, f"action for {action.label!r} could not start "
+                                                               f"{argv[0]!r}: {reason}", None)
+            spawn_ms = (time.monotonic() - handed_at) * 1000.0
+            with self._lock:
+                self._processes.add(process)
+            try:
+                try:   # the event as one JSON line on stdin; a program that does not read it loses nothing
+                    process.stdin.write((event_json(event) + "\n").encode())
+                    process.stdin.close()
+                except OSError:
+                    pass
+                timeout_s = action.timeout_ms / 1000.0
+                try:
+                    process.wait(timeout_s)   # the program itself; what it started in the background may stay
+                except subprocess.TimeoutExpired:
+                    _kill(process, posix)
+                    return ActionResult(action.label, what, False, f"action for {action.label!r} ({what}) did not "
+                                                                   f"end within {timeout_s:g} s and was killed", spawn_ms)
+            finally:
+                with self._lock:
+                    self._processes.discard(process)
+            if process.returncode != 0:
+                if process.returncode < 0 and self._closed:
+                    return ActionResult(action.label, what, False, f"action for {action.label!r} stopped at exit",
+                                        spawn_ms)
+                stderr_file.seek(0)
+                tail = stderr_file.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
+                detail = f": {tail[-1][:STDERR_TAIL_CHARS]}" if tail else ""
+                return ActionResult(action.label, what, False, f"action for {action.label!r} ({what}) failed "
+                                                               f"with exit status {process.returncode}{detail}", spawn_ms)
         return ActionResult(action.label, what, True, f"{action.label} -> {what}", spawn_ms)
 
     def close(self, wait: bool = True) -> None:
-        """No new actions; with `wait`, let the running ones end (each is bounded by its timeout)."""
+        """No new actions. With `wait`, the running ones may end (each is bounded by its timeout);
+        without, they are killed now, so that quitting never waits for a program."""
         self._closed = True
+        if not wait:
+            with self._lock:
+                running = list(self._processes)
+            for process in running:
+                _kill(process, os.name == "posix")
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
@@ -462,7 +493,7 @@ def _kill(process: subprocess.Popen, posix: bool) -> None:
         process.wait(2.0)
     except subprocess.TimeoutExpired:
         pass
-    for pipe in (process.stdin, process.stderr):
+    for pipe in (process.stdin,):
         if pipe is not None:
             try:
                 pipe.close()

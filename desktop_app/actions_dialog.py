@@ -7,6 +7,7 @@ the same strict parser that loads it (desktop_app/actions.py), so what is saved 
 """
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -40,6 +41,11 @@ class ActionsDialog(QDialog):
             self._add_row(row, label, action_set.actions.get(label))
         self.status = QLabel(f"File: {self.path}")
         self.status.setWordWrap(True)
+        self.load_error = getattr(window, "actions_error", None)
+        if self.load_error:
+            # Saving from an empty table would silently drop every binding that had only a typo.
+            self._say(f"The file did not load ({self.load_error}). Fix it in an editor, or set the actions "
+                      f"here: Save replaces it and keeps the old one as {self.path.name}.bak.", error=True)
         self.save_button = QPushButton("Save")
         self.save_button.clicked.connect(self.save)
         close_button = QPushButton("Close")
@@ -63,11 +69,12 @@ class ActionsDialog(QDialog):
         kind.addItems(KINDS)
         text = QLineEdit()
         min_score = QDoubleSpinBox()
+        min_score.setDecimals(3)
         min_score.setRange(0.0, 1.0)
         min_score.setSingleStep(0.05)
         min_score.setSpecialValueText("any")
         cooldown = QSpinBox()
-        cooldown.setRange(0, 600_000)
+        cooldown.setRange(0, 86_400_000)   # what the parser accepts: a day
         cooldown.setSingleStep(250)
         try_button = QPushButton("Try")
         try_button.clicked.connect(lambda _=False, lab=label: self.try_row(lab))
@@ -116,10 +123,17 @@ class ActionsDialog(QDialog):
     @Slot()
     def save(self) -> bool:
         try:
-            checked = save_actions(self.path, self.actions(), self.labels)
+            actions = self.actions()
+            if self.path.exists():   # Save rewrites the file (comments are not kept): the old one stays beside it
+                backup = self.path.with_name(self.path.name + ".bak")
+                backup.write_bytes(self.path.read_bytes())
+                os.chmod(backup, 0o600)
+            checked = save_actions(self.path, actions, self.labels)
         except (ActionsError, OSError) as exc:
             self._say(f"Not saved: {exc}", error=True)
             return False
+        self.load_error = None
+        self.window.actions_error = None
         self.window.set_action_set(checked)
         self._say(f"Saved {len(checked)} action(s) to {self.path}")
         return True

@@ -148,13 +148,6 @@ def cmd_gui(args) -> int:
         # Without this check Qt aborts the process with a core dump and a multi-line hint.
         raise UserError("no display found: run it on a desktop session, or use `speechcmd listen` in a terminal "
                         "(for a headless screenshot set QT_QPA_PLATFORM=offscreen)")
-    if args.actions:
-        from desktop_app.actions import ActionsError, load_actions
-        from model.model_config import default_model_dir, read_model_spec
-        try:
-            load_actions(args.actions, read_model_spec(args.model or default_model_dir()).labels)
-        except ActionsError as exc:
-            raise UserError(str(exc)) from None
     filter_native_audio_messages()
     device_name = None
     if args.device:
@@ -214,6 +207,13 @@ def _run_gui(model, args, device_name: str | None) -> int:
         settings = QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat)
     if args.model is None and settings is None:
         model = _remembered_model(model)
+    if args.actions:
+        # Checked against the model the window will use, before it is built: a one-line error.
+        from desktop_app.actions import ActionsError, load_actions
+        try:
+            load_actions(args.actions, model.spec.labels)
+        except ActionsError as exc:
+            raise UserError(str(exc)) from None
     window = MainWindow(model, settings=settings, actions_path=args.actions)
     outcome = {"status": 0}
     timing = os.environ.get("SPEECHCMD_TIMING") == "1"

@@ -18,6 +18,7 @@ thread.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from datetime import datetime
@@ -105,8 +106,12 @@ class TakeRecording(threading.Thread):
         need = int(round(self.capture_s * self.sample_rate_hz))
         try:
             self.source.start()
+            take_notices = getattr(self.source, "take_notices", list)   # a reconnecting microphone
             while not self._cancel.is_set() and self._captured < need:
                 block = self.source.read(0.05)
+                if any(notice.lost for notice in take_notices()):
+                    # A take with a hole in it is no take: say so instead of waiting for the device.
+                    raise CaptureError(f"the microphone {self.source.name} was lost during the take")
                 if block is not None and block.size:
                     now = time.monotonic()
                     if self.audio_since is None:
@@ -123,8 +128,13 @@ class TakeRecording(threading.Thread):
                     break
         except (CaptureError, AudioReadError) as exc:
             self.error = str(exc)
+        except Exception as exc:   # the dialog must hear about anything, never wait on a dead thread
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.source.stop()
+            try:
+                self.source.stop()
+            except Exception:
+                pass
         if self.error is None and self._cancel.is_set():
             self.error = "cancelled"
         if self.error is not None:
@@ -185,6 +195,9 @@ class PersonalizeDialog(QDialog):
         self._job: EnrollJob | None = None
         self._was_listening = False
         self.setWindowTitle("Personalize: your voice, your words")
+        # Modal to the window: its Start (a second stream on the microphone, a device re-scan under
+        # the recording) and its model chooser must wait until the dialog is closed.
+        self.setWindowModality(Qt.WindowModality.WindowModal)
         self.resize(860, 560)
         self.pages = QStackedWidget()
         self.pages.addWidget(self._build_choose_page())
@@ -266,6 +279,10 @@ class PersonalizeDialog(QDialog):
         if not WORD_NAME.match(name.lower()) or (self.data_dir / "models" / name).exists():
             return self._choose_problem(f"{name!r}: choose another name (letters, digits, - or _; not an existing model)")
         self.words, self.name, self.n_takes = words, name, self.takes_spin.value()
+        if self._takes_dir().exists():
+            # Takes of an earlier attempt under this name (no model was made from them): enrollment
+            # reads every file in the folder, so words not chosen now must not be there.
+            shutil.rmtree(self._takes_dir())
         self.takes = {word: [None] * self.n_takes for word in words}
         self.talk = None
         self.talk_button.setVisible(self.talk_check.isChecked())
@@ -319,7 +336,7 @@ class PersonalizeDialog(QDialog):
         self.record_status.setWordWrap(True)
         self.adapt_button = QPushButton("Adapt the model")
         self.adapt_button.clicked.connect(self.start_adaptation)
-        back = QPushButton("Back")
+        self.back_button = back = QPushButton("Back")
         back.clicked.connect(lambda: self.pages.setCurrentIndex(0))
 
         right = QVBoxLayout()
@@ -388,7 +405,7 @@ class PersonalizeDialog(QDialog):
         ready = all(self.good_takes(w) >= self.enroll_config.min_takes for w in self.words)
         busy = self._recording is not None
         self.adapt_button.setEnabled(ready and not busy)
-        for button in (self.record_button, self.redo_button, self.play_button, self.talk_button):
+        for button in (self.record_button, self.redo_button, self.play_button, self.talk_button, self.back_button):
             button.setEnabled(not busy)
         if self.talk is not None:
             self.talk_button.setText(f"Record {self.talk_s:g} s of talking again ({self.talk['seconds']:.0f} s kept)")
@@ -479,7 +496,7 @@ class PersonalizeDialog(QDialog):
         self._recording = None
         if self._job is None:
             self.timer.stop()
-        if recording.state == "failed":
+        if recording.state != "done":
             self.record_status.setText(f"Recording failed: {recording.error}")
             self._refresh_record_page()
             return
@@ -504,11 +521,28 @@ class PersonalizeDialog(QDialog):
         frontend = self.window.spec.frontend
         take = check_take(word, path, self.enroll_config, frontend.sample_rate_hz, frontend.clip_samples)
         self.takes[word][slot] = {"path": path, "problem": take.problem, "sound_s": take.sound_s, "samples": samples}
-        if take.problem:
-            path.unlink()   # enrollment must not read an unusable take
-            self.record_status.setText(f"{word}, take {slot + 1}: {take.problem}. Press Record to redo it.")
+        self._mark_too_short(word)
+        problem = self.takes[word][slot]["problem"]
+        if problem:
+            self.record_status.setText(f"{word}, take {slot + 1}: {problem}. Press Record to redo it.")
         else:
             self.record_status.setText(f"{word}, take {slot + 1}: ok")
+
+    def _mark_too_short(self, word: str) -> None:
+        """Enrollment's last rule, applied as takes come in: with 3 or more good takes, one far shorter
+        than their median is probably cut off or another word. An unusable take's file is removed
+        (enrollment must not read it)."""
+        takes = self.takes[word]
+        good = [t for t in takes if t is not None and t["problem"] is None]
+        if len(good) >= 3:
+            median_s = float(np.median([t["sound_s"] for t in good]))
+            for take in good:
+                if take["sound_s"] < self.enroll_config.short_ratio * median_s:
+                    take["problem"] = (f"too short ({take['sound_s']:.2f} s of sound; the others have "
+                                       f"{median_s:.2f} s)")
+        for take in takes:
+            if take is not None and take["problem"] and take["path"].exists():
+                take["path"].unlink()
 
     @Slot()
     def play_selected(self) -> bool:
@@ -590,6 +624,16 @@ class PersonalizeDialog(QDialog):
         self.adapt_label.setStyleSheet("")
         self.adapt_bar.setValue(100)
         self.model_ready.emit(str(result.out_dir))
+
+    @property
+    def busy(self) -> bool:
+        """Recording or adapting: the window reuses this dialog instead of opening a second one."""
+        return self._recording is not None or self._job is not None
+
+    def reject(self) -> None:  # Qt override: Escape and the close button end up here
+        if self._recording is not None:
+            self._recording.cancel()   # the poll then reports it and frees the microphone
+        super().reject()
 
     def closeEvent(self, event) -> None:  # Qt override
         if self._recording is not None:

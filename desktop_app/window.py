@@ -102,6 +102,8 @@ class MainWindow(QMainWindow):
         # Actions come from the user's own file only (--actions, or actions.toml in their config folder).
         self.actions_path = Path(actions_path) if actions_path is not None else default_actions_path()
         self.action_runner = ActionRunner(ActionSet(), self.action_reported.emit)
+        self._actions_explicit = actions_path is not None
+        self.actions_error: str | None = None   # why the actions file did not load (none run meanwhile)
         self._actions_dialog = None
         self._personalize_dialog = None
         self._live_run = False                 # the current run listens to a microphone (not a file)
@@ -320,7 +322,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def open_personalize_dialog(self):
         from desktop_app.personalize import PersonalizeDialog
-        if self._personalize_dialog is None or not self._personalize_dialog.isVisible():
+        dialog = self._personalize_dialog
+        if dialog is None or not (dialog.isVisible() or dialog.busy):
             self._personalize_dialog = PersonalizeDialog(self, parent=self)
         self._personalize_dialog.show()
         self._personalize_dialog.raise_()
@@ -404,15 +407,14 @@ class MainWindow(QMainWindow):
         except CaptureError as exc:
             self.view_model.on_error(str(exc))
             return
-        self._start_run(source, f"listening on {device or 'the system default input'}")
-        self._live_run = True
+        self._start_run(source, f"listening on {device or 'the system default input'}", live=True)
 
     def start_file_playback(self, path: str | Path) -> None:
         """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""
         source = FileSource(path, self.spec.frontend.sample_rate_hz)
         self._start_run(source, f"playing {Path(path).name} in real time")
 
-    def _start_run(self, source, message: str) -> None:
+    def _start_run(self, source, message: str, live: bool = False) -> None:
         self.stop()
         self.view_model.reset()
         self._drawn_version = -1
@@ -423,7 +425,10 @@ class MainWindow(QMainWindow):
         worker.detected.connect(vm.on_detected)
         # Direct: the runner only hands the action to its own threads, so it is started from the
         # worker's thread at once, whatever the GUI thread is doing.
-        worker.detected.connect(self.action_runner.handle, Qt.ConnectionType.DirectConnection)
+        if live or self._actions_explicit:
+            # A recording played for a look (--input-file, a screenshot) must not run the user's
+            # programs or press keys unless they named the actions file for it.
+            worker.detected.connect(self.action_runner.handle, Qt.ConnectionType.DirectConnection)
         worker.level_changed.connect(vm.on_level)
         worker.audio_dropped.connect(vm.on_dropped)
         worker.error_occurred.connect(self._on_run_error)
@@ -434,6 +439,7 @@ class MainWindow(QMainWindow):
         self._worker = worker
         self._thread = start_worker(worker)
         vm.set_running(True)
+        self._live_run = live
         self._run_message = message
         vm.set_status(message if worker.recognizer is not None else f"{message}; loading the recognizer...")
 
@@ -575,15 +581,21 @@ class MainWindow(QMainWindow):
         (and no action runs) until the file is fixed or saved from the dialog."""
         if not required and not self.actions_path.is_file():
             return
+        self.actions_error = None
         try:
             self.set_action_set(load_actions(self.actions_path, self.spec.labels))
         except ActionsError as exc:
+            self.set_action_set(ActionSet())   # the old bindings must not keep firing
+            self.actions_error = str(exc)
+            self.actions_button.setText("Actions (not loaded)...")
+            self.actions_button.setToolTip(f"actions not loaded: {exc}")
             self.view_model.on_error(f"actions not loaded: {exc}")
 
     def set_action_set(self, action_set: ActionSet) -> None:
         self.action_runner.set_actions(action_set)
         n = len(action_set)
         self.actions_button.setText(f"Actions ({n})..." if n else "Actions...")
+        self.actions_button.setToolTip("Bind commands to programs or key presses")
 
     @Slot(bool)
     def set_actions_enabled(self, enabled: bool) -> None:
@@ -595,6 +607,10 @@ class MainWindow(QMainWindow):
     @Slot()
     def open_actions_dialog(self):
         from desktop_app.actions_dialog import ActionsDialog
+        if self._actions_dialog is not None and tuple(self._actions_dialog.labels) != tuple(self.spec.labels):
+            self._actions_dialog.close()      # made for another model's commands
+            self._actions_dialog.deleteLater()
+            self._actions_dialog = None
         if self._actions_dialog is None:
             self._actions_dialog = ActionsDialog(self, self.actions_path, self.action_runner.action_set,
                                                  self.spec.labels, parent=self)

@@ -314,3 +314,45 @@ app.exec()
         assert typed.read_text() == "hi!"
     finally:
         window.kill()
+
+
+def test_a_program_that_starts_another_one_and_exits_is_not_killed_with_it(tmp_path):
+    """xdg-open, a terminal, a browser: the action ends, what it started keeps running."""
+    pid_file = tmp_path / "bg.pid"
+    launcher = ("import subprocess, sys; p = subprocess.Popen(['sleep', '30']); "
+                "open(sys.argv[1], 'w').write(str(p.pid))")
+    text = f"[actions.stop]\nrun = {_toml_list([sys.executable, '-c', launcher, pid_file])}\ntimeout_ms = 2000\n"
+    reports = Reports()
+    runner = ActionRunner(parse_actions(text, LABELS, "actions.toml"), reports)
+    started = time.monotonic()
+    runner.handle(Detection(0.0, "stop", 0.9))
+    result = reports.wait_for(1)[0]
+    runner.close()
+    assert result.ok, result.message
+    assert time.monotonic() - started < 1.8          # not held until the timeout
+    pid = int(pid_file.read_text())
+    try:
+        assert _alive(pid)
+    finally:
+        os.kill(pid, 9)
+
+
+def test_closing_without_waiting_kills_running_actions_at_once(tmp_path):
+    text = '[actions.stop]\nrun = ["sleep", "30"]\ntimeout_ms = 60000\n'
+    reports = Reports()
+    runner = ActionRunner(parse_actions(text, LABELS, "actions.toml"), reports)
+    runner.handle(Detection(0.0, "stop", 0.9))
+    time.sleep(0.3)
+    started = time.monotonic()
+    runner.close(wait=False)
+    result = reports.wait_for(1, timeout_s=5)[0]
+    assert time.monotonic() - started < 3 and "stopped at exit" in result.message
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to give the file away")
+def test_a_file_owned_by_another_user_is_refused(tmp_path):
+    path = tmp_path / "actions.toml"
+    path.write_text('[actions.stop]\nrun = ["true"]\n')
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ActionsError, match="belongs to another user"):
+        load_actions(path, LABELS)

@@ -114,7 +114,7 @@ class FakeStream:
     """Calls `callback` from its own thread with a 440 Hz tone, like PortAudio's audio thread."""
 
     def __init__(self, fake, device, channels, samplerate, blocksize, dtype, latency, callback, finished_callback):
-        self.fake, self.rate, self.blocksize = fake, samplerate, blocksize
+        self.fake, self.rate, self.blocksize, self.device = fake, samplerate, blocksize, device
         self.callback, self.finished_callback = callback, finished_callback
         self.active = False
         self.latency = 0.01
@@ -318,3 +318,52 @@ def test_a_stream_stuck_on_a_dead_audio_server_does_not_hang_stop_rescan_or_exit
     assert fake_sd.terminated == 1                 # terminating PortAudio now would wait forever
     assert unregistered == [fake_sd._exit_handler]   # ... and so would sounddevice's exit handler
     stuck.set()
+
+
+# --------------------------------------------------------------------------- reconnecting microphone
+def _rescannable(fake_sd, monkeypatch):
+    monkeypatch.setattr(capture, "_stuck_streams", [])
+    fake_sd.rescans = 0
+    fake_sd._terminate = lambda: setattr(fake_sd, "rescans", fake_sd.rescans + 1)
+    fake_sd._initialize = lambda: None
+
+
+def test_a_lost_device_is_reopened_by_name_and_both_changes_are_noticed(fake_sd, monkeypatch):
+    _rescannable(fake_sd, monkeypatch)
+    fake_sd.blocks_before_loss = 10                       # the first stream dies after 10 blocks (0.2 s)
+    source = capture.ReconnectingMicrophone("Webcam", RATE_HZ, retry_every_s=0.1)
+    source.start()
+    assert source.name == "Webcam Microphone"
+    fake_sd.blocks_before_loss = None                     # the streams opened later keep going
+    audio = _read_for(source, 1.0)                        # no exception: the loss is a notice
+    notices = source.take_notices()
+    assert [n.lost for n in notices] == [True, False], notices
+    assert "stopped delivering audio" in notices[0].message and "reconnecting" in notices[0].message
+    assert notices[1].message.startswith("listening again on Webcam Microphone (input was lost for")
+    assert source.connected and source.reconnects == 1 and fake_sd.rescans >= 1
+    assert audio.size > 0.6 * RATE_HZ                     # most of the second is there: the gap was short
+    assert [s.device for s in fake_sd.streams] == [2, 2]  # the same device again
+    source.stop()
+
+
+def test_reconnecting_waits_while_the_device_cannot_be_opened_and_falls_back_to_the_default(fake_sd, monkeypatch):
+    _rescannable(fake_sd, monkeypatch)
+    fake_sd.blocks_before_loss = 5
+    source = capture.ReconnectingMicrophone("Webcam", RATE_HZ, retry_every_s=0.1)
+    source.start()
+    fake_sd.fail_open = True                              # gone for now: opening fails
+    fake_sd.devices = [d for d in fake_sd.devices if d["name"] != "Webcam Microphone"]
+    _read_for(source, 0.6)
+    assert not source.connected
+    assert [n.lost for n in source.take_notices()] == [True]   # said once, not at every failed attempt
+    fake_sd.fail_open, fake_sd.blocks_before_loss = False, None
+    assert _read_for(source, 0.8).size > 0
+    notice = source.take_notices()[-1]
+    assert not notice.lost and notice.message.startswith("listening again on USB Microphone")
+    assert "'Webcam Microphone' was not found" in notice.message
+    source.stop()
+
+
+def test_the_first_start_of_a_reconnecting_microphone_still_fails_at_once(fake_sd):
+    with pytest.raises(CaptureError, match="no input device matches 'Nope'"):
+        capture.ReconnectingMicrophone("Nope", RATE_HZ).start()

@@ -2,10 +2,10 @@
 them off, and the Actions dialog edits, tries and saves the file through the strict parser."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +112,32 @@ def test_gui_with_a_bad_actions_file_is_a_one_line_error(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith(f"speechcmd: {path}:1: the model has no command 'lights'"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_played_recording_runs_the_default_actions_only_when_asked(qtbot, window_with, stream_wav, tmp_path):
+    """A file played for a look (gui --input-file, a screenshot) must not run the user's programs."""
+    out = tmp_path / "fired.jsonl"
+    default = Path(os.environ["XDG_CONFIG_HOME"]) / "speechcmd" / "actions.toml"
+    default.parent.mkdir(parents=True, exist_ok=True)
+    default.write_text(_recorder_action("yes", out, "{label}") + _recorder_action("stop", out, "{label}"))
+    window = window_with(None)                      # the default file: loaded ...
+    assert len(window.action_runner.action_set) == 2
+    with qtbot.waitSignal(window.run_finished, timeout=10000):
+        window.start_file_playback(stream_wav)
+    assert window.history_list.count() == 2
+    time.sleep(0.5)
+    assert not out.exists()                         # ... but not run for a played file
+
+
+def test_an_actions_file_that_stops_loading_stops_its_old_bindings(window_with, tmp_path):
+    out = tmp_path / "fired.jsonl"
+    path = tmp_path / "actions.toml"
+    path.write_text(_recorder_action("stop", out))
+    window = window_with(path)
+    assert len(window.action_runner.action_set) == 1
+    path.write_text('[actions.stop]\nrun = ["true"]\nwhen = 1\n')
+    window._load_actions(required=True)
+    assert len(window.action_runner.action_set) == 0
+    assert window.actions_button.text() == "Actions (not loaded)..."
+    dialog = window.open_actions_dialog()
+    assert "did not load" in dialog.status.text()   # Save would replace it: the dialog says so first

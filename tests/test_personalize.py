@@ -67,7 +67,11 @@ def test_record_adapt_and_switch_to_the_personal_model(qtbot, window_and_dialog,
     dialog.choose(new_words="zero, One!", takes=3)
     assert not dialog.begin_recording() and "cannot be a command name" in dialog.choose_error.text()
     dialog.choose(new_words="zero, one", takes=3, name="jackson")
+    stale = tmp_path / "data" / "takes" / "jackson" / "lights" / "take_1.wav"   # an earlier attempt's word
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
     assert dialog.begin_recording() and dialog.pages.currentIndex() == 1
+    assert not stale.parent.exists()                      # enrollment must not read words not chosen now
     assert not dialog.adapt_button.isEnabled()
 
     # Record: "keep going" runs take after take until one is unusable (the silent file, zero's 3rd take).
