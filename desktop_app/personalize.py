@@ -385,6 +385,7 @@ class PersonalizeDialog(QDialog):
         if word is None:
             return
         if self._recording is None:
+            self.capture_bar.setValue(0)
             self.prompt_label.setText(f"\u201c{word}\u201d")
             self.hint_label.setText("Press Record, wait for \u201cspeak now\u201d, then say the word once, "
                                     "as you would to the app.")
