@@ -178,3 +178,20 @@ def test_audio_kept_for_a_model_that_never_loads_is_capped(qtbot, stream_wav, mo
     assert thread.wait(1000)
     assert errors and "did not load within 0.5 s" in errors[0]
     assert worker._pending_samples <= 0.6 * 16000
+
+
+def test_the_speechcmd_entry_point_runs_numpy_on_one_blas_thread():
+    """OpenBLAS's spinning worker threads cost the live path 7-8% of a core (docs/LIVE.md): the
+    command sets one thread before numpy loads, unless the user asked for more."""
+    probe = ("import desktop_app.cli, os, numpy as np; a = np.ones((256, 256), np.float32); a @ a; "
+             "print(len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    counts = []
+    for extra in ({}, {"OPENBLAS_NUM_THREADS": "2"}):
+        done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, env={**env, **extra},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        counts.append(int(done.stdout))
+    assert counts[0] == 1                  # no BLAS worker threads by default
+    if (os.cpu_count() or 1) >= 2:         # OpenBLAS uses no more threads than cores
+        assert counts[1] == 2              # the user's own setting wins
