@@ -159,7 +159,7 @@ def event_values(event) -> dict[str, str]:
 
 
 def event_json(event) -> str:
-    """The event as `detect --json` / `listen --json` print it."""
+    """The event as one JSON line: what `detect --json` / `listen --json` print and an action reads."""
     return json.dumps({"time": event.time_s, "label": event.label, "score": round(event.score, 4)})
 
 
@@ -493,9 +493,8 @@ def _kill(process: subprocess.Popen, posix: bool) -> None:
         process.wait(2.0)
     except subprocess.TimeoutExpired:
         pass
-    for pipe in (process.stdin,):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:
-                pass
+    if process.stdin is not None:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass

@@ -5,7 +5,6 @@ imports the other's internals (no import circle). No torch, no Qt here.
 from __future__ import annotations
 
 import argparse
-import json
 
 MODEL_HELP = "model folder (default: the shipped model in assets/model)"
 
@@ -40,7 +39,8 @@ def _detector_config(model, args):
 
 def print_event(event, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"time": event.time_s, "label": event.label, "score": round(event.score, 4)}), flush=True)
+        from desktop_app.actions import event_json   # the same line an action reads on its stdin
+        print(event_json(event), flush=True)
     else:
         print(f"{event.time_s:8.2f}s  {event.label:<6} {event.score:.3f}", flush=True)
 

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QHBoxLayout, QLabel, QLineEdi
 
 from audio.capture import CaptureError, play_samples
 from audio.io import AudioReadError
-from audio.mel import NumpyStreamingLogMel
+from audio.mel import NumpyLogMel
 from desktop_app.widgets import LevelMeter, log_mel_levels
 from desktop_app.worker import LevelAccumulator
 from model.labels import UNKNOWN, command_labels
@@ -185,6 +185,7 @@ class PersonalizeDialog(QDialog):
         self.base_dir = Path(window.spec.path or "")
         self.labels = list(window.spec.labels)
         self.rate_hz = window.spec.frontend.sample_rate_hz
+        self._log_mel = NumpyLogMel(window.spec.frontend)   # draws the selected take
         self.words: list[str] = []
         self.n_takes = DEFAULT_TAKES
         self.takes: dict[str, list[dict | None]] = {}    # word -> per slot {"path", "problem", "samples"}
@@ -417,9 +418,8 @@ class PersonalizeDialog(QDialog):
         if take is None or take.get("samples") is None:
             self.spectrogram_image.clear()
             return
-        frontend = self.window.spec.frontend
-        frames = NumpyStreamingLogMel(frontend).process(take["samples"])
-        self.spectrogram_image.setImage(frames, levels=log_mel_levels(frontend), autoLevels=False)
+        frames = self._log_mel(take["samples"])
+        self.spectrogram_image.setImage(frames, levels=log_mel_levels(self.window.spec.frontend), autoLevels=False)
 
     def next_missing(self) -> tuple[str, int] | None:
         """The current word's first take to record (not yet recorded or unusable), else the next word's."""
