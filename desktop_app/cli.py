@@ -107,7 +107,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
-                      word_frame_weight=args.word_frame_weight,
+                      word_frame_weight=args.word_frame_weight, image_silence=args.image_silence,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
     frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
     from model.model_config import ModelLoadError, read_model_spec
@@ -353,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of a loss on every frame of _unknown_/_silence_ clips (fewer false alarms in streams)")
     p.add_argument("--word-frame-weight", type=float, default=0.0,
                    help="weight of a loss on the 300 ms after each word ends (steadier posteriors in streams)")
+    p.add_argument("--image-silence", choices=("auto", "always", "never"), default="auto",
+                   help="the image set's _silence_ crops; auto: only when no wav folder has _background_noise_ "
+                        "(the crops come from the same recordings and may hold the wav set's held-out noise)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default)")
     p.add_argument("--device", default="cpu", help='where the network trains: "cpu" or "cuda" (batches are made on the CPU)')
     p.add_argument("--teacher", nargs="*", default=[], help="model folders to distil from (their averaged posteriors)")

@@ -59,6 +59,10 @@ class TrainConfig:
     word_frame_weight: float = 0.0     # weight of a loss on the frames just after each spoken word ends
     word_frames_ms: float = 300.0      # ...on this long a stretch (cut at the clip's end)
     silence_share: float = 0.1         # silence examples per word example, each epoch
+    image_silence: str = "auto"        # the image set's `_silence_` crops: "auto" uses them only when no wav
+                                       # folder has background noise (they are cut from the same six
+                                       # recordings, at unknown positions, so they may hold the wav set's
+                                       # held-out noise), "always", "never"
     extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip (split
                                        # evenly between the paths given)
     seed: int = 0
@@ -207,6 +211,8 @@ def _read_data(folders: list[feature_data.DataFolder], frontend: FrontendConfig,
     """-> (training set, {evaluation split name: set}, image silence crops, summary). Wav folders give
     the splits `validation`/`test`, image folders `validation_images`/`test_images`."""
     picked = []
+    has_wav_noise = any(not f.is_image and (f.root / data.NOISE_DIR).is_dir() for f in folders)
+    use_image_silence = cfg.image_silence == "always" or (cfg.image_silence == "auto" and not has_wav_noise)
     for folder in folders:
         splits = folder.splits
         if cfg.max_clips:
@@ -220,7 +226,7 @@ def _read_data(folders: list[feature_data.DataFolder], frontend: FrontendConfig,
             clips, n_bad = folder.load(splits["train"], frontend, bar)
             feature_data.warn_unreadable(n_bad, len(splits["train"]), f"{folder.root} (training)")
             train_parts.append(clips)
-            silence_items = folder.silence_items()
+            silence_items = folder.silence_items() if use_image_silence else []
             if cfg.max_clips:
                 silence_items = silence_items[:cfg.max_clips]
             if silence_items:
