@@ -87,10 +87,13 @@ def main() -> None:
     parser.add_argument("--head-only", action="store_true", help="adapt the output layer alone")
     parser.add_argument("--distill-weight", type=float, default=EnrollConfig().distill_weight)
     parser.add_argument("--anchor-weight", type=float, default=EnrollConfig().anchor_weight)
+    parser.add_argument("--extra-units", type=int, default=EnrollConfig().extra_units)
+    parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
-                       distill_weight=args.distill_weight, anchor_weight=args.anchor_weight)
+                       distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
+                       extra_units=args.extra_units, learning_rate=args.lr)
     base = load_checkpoint(args.model)
     fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples
     folder = feature_data.open_folder(SHARED / "speech_commands")

@@ -134,7 +134,7 @@ def cmd_enroll(args) -> int:
     torch.set_num_threads(1)   # small sequential steps: a second thread costs more than it gives, and the GUI keeps a core
     from model.model_config import default_model_dir
     base = args.model or str(default_model_dir())
-    cfg = EnrollConfig(min_takes=args.min_takes, steps=args.steps)
+    cfg = EnrollConfig(min_takes=args.min_takes, steps=args.steps, extra_units=args.personal_units)
     try:
         result = enroll(args.takes, args.out, base, cfg)
     except EnrollError as exc:
@@ -371,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="base model folder (default: the shipped model in assets/model)")
     p.add_argument("--min-takes", type=int, default=2, help="good takes each word needs")
     p.add_argument("--steps", type=int, default=250, help="adaptation steps")
+    p.add_argument("--personal-units", type=int, default=32,
+                   help="units added to the top GRU layer while the base model's stay frozen (what others get is "
+                        "kept); 0: the whole top layer adapts (forgets more)")
     p.add_argument("--json", action="store_true", help="one JSON object with what was done")
     p.set_defaults(func=cmd_enroll)
 

@@ -66,6 +66,8 @@ class ModelInfo:
     def of(cls, spec: ModelSpec) -> "ModelInfo":
         net = spec.network
         description = f"{net.cell.upper()} {net.n_layers}x{net.hidden_size}"
+        if net.extra_top_units:
+            description += f" + {net.extra_top_units} personal units"
         if net.input_norm == "pcen":
             description += ", PCEN input"
         extra = spec.extra if isinstance(spec.extra, dict) else {}
@@ -109,7 +111,7 @@ class LiveViewModel(QObject):
         # The feature value of digital silence: the floor the spectrogram starts at.
         self.log_mel_floor = spec.frontend.silence_feature
         self.spectrogram = FrameRing(int(round(SPECTROGRAM_S * frames_per_s)), spec.frontend.n_mels, self.log_mel_floor)
-        self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), spec.network.hidden_size)
+        self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), spec.network.top_size)
         self.history: deque[Detection] = deque(maxlen=HISTORY_LENGTH)
         self.threshold = spec.detector.threshold
         self.running = False

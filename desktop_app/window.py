@@ -250,7 +250,7 @@ class MainWindow(QMainWindow):
         self.spectrogram_view = ScrollingImage(f"Log-mel spectrogram (live, {n_mels} bands {band})", "mel bin",
                                                SPECTROGRAM_S, vm.spectrogram.capacity, n_mels,
                                                "viridis", log_mel_levels(self.spec.frontend))
-        hidden_size = self.spec.network.hidden_size
+        hidden_size = self.spec.network.top_size
         self.hidden_view = ScrollingImage("Recurrent hidden state: the network's memory", "unit", HIDDEN_S,
                                           vm.hidden.capacity, hidden_size, "CET-D4", HIDDEN_LEVELS)
         self.bars_view = CommandBars(info.commands, vm.threshold)

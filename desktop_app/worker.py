@@ -209,7 +209,7 @@ class RecognizerWorker(QObject):
         frames = self._display.process(block)
         n = frames.shape[0]
         update = StreamUpdate(self._display_frames, frames, np.zeros((n, len(spec.labels)), np.float32),
-                              np.zeros((n, spec.network.hidden_size), np.float32), [])
+                              np.zeros((n, spec.network.top_size), np.float32), [])
         self._display_frames += n
         return update
 

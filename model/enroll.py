@@ -2,12 +2,17 @@
 
     takes/<word>/*.wav -> trimmed, checked, centred 1 s clips -> features (the model's frontend)
       -> augmented copies + a replay bank of the base model's training features (against forgetting)
-      -> fine-tune the top recurrent layer and the output layer; a new word gets a new output row
+      -> personal units added to the top GRU layer (copies of its most active units), trained with
+         the output rows of the user's words; the base units and the other rows frozen
       -> an ordinary model folder (config.json records the base, the words, the takes, what changed)
 
 Why only the top: the lower layers are general acoustic features learnt from thousands of voices;
 a handful of takes cannot improve them but can easily damage them. The frozen bottom runs once over
 every example (its outputs are cached), so each adaptation step costs one layer, not the network.
+Why added units rather than the top layer itself: fine-tuning the whole top layer moved the base
+labels' decisions for everyone (1-3 points lower on the validation speakers, docs/ENROLL.md); the
+base units cannot see the added ones, so for the labels the user did not record the personal model
+computes exactly the base model's logits.
 
 A folder name outside the base model's labels becomes a new command (appended after the existing
 labels, so label indices 0..11 keep their meaning); `_unknown_/` holds the user talking normally
@@ -32,8 +37,8 @@ from audio.features import LogMel
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.feature_data import FeatureSet, NoiseBank, concat
-from model.labels import SILENCE, UNKNOWN
-from model.network import RecurrentClassifier
+from model.labels import LABELS, SILENCE, UNKNOWN
+from model.network import RecurrentClassifier, split_unknown
 # The take checks need no torch (the window checks each take as it is recorded): they live there.
 from model.takes import EnrollConfig, EnrollError, Take, read_takes  # noqa: F401
 
@@ -85,33 +90,111 @@ def load_replay_bank(folder: str | Path, labels: tuple[str, ...]) -> FeatureSet 
 
 class _Split(torch.nn.Module):
     """The network cut below its top recurrent layer: `bottom` runs once per example, frozen;
-    `top` (the last GRU/LSTM/RNN layer and the output layer) is what adaptation trains."""
+    `top` (the top GRU/LSTM/RNN layer and the output layer) is what adaptation trains.
 
-    def __init__(self, network: RecurrentClassifier, n_labels: int):
+    With `extra_units` (GRU only) the top layer gets personal units (a personal model's are reused, up
+    to that many in all) and the base model's own units are frozen: their weights from the personal
+    units are zero, so they compute exactly what they did. `frozen_rows` (labels the user did not
+    record) keep their output weights, and `open_rows` (re-recorded commands) train only their weights
+    from the personal units: what the rest of the world gets stays the base model's, apart from the
+    share of probability a new word takes."""
+
+    def __init__(self, network: RecurrentClassifier, n_labels: int, unknown_index: int, extra_units: int = 0,
+                 frozen_rows: tuple[int, ...] = (), open_rows: tuple[int, ...] = ()):
         super().__init__()
         cfg = network.cfg
         self.network = network
-        cell = type(network.rnn)
-        top = cfg.n_layers - 1
+        if network.top is not None:                  # a personal model: its top layer is `top`
+            base_top, below, top_name = network.top, network.rnn, "l0"
+        else:
+            base_top, below, top_name = network.rnn, network.rnn if cfg.n_layers > 1 else None, f"l{cfg.n_layers - 1}"
+        n_old = cfg.top_size
+        n_top = cfg.hidden_size + max(cfg.extra_top_units, extra_units) if extra_units else n_old
+        n_frozen = cfg.hidden_size                   # the base model's own units
+        self.extra_units = n_top - cfg.hidden_size
         inputs = cfg.hidden_size if cfg.n_layers > 1 else (cfg.conv_channels or cfg.n_mels)
-        self.top = cell(inputs, cfg.hidden_size, num_layers=1, batch_first=True)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(self.top, f"{name}_l0").data.copy_(getattr(network.rnn, f"{name}_l{top}").data)
-        self.head = torch.nn.Linear(cfg.hidden_size, n_labels)
-        old = network.head
+        cell = torch.nn.GRU if extra_units else type(base_top)
+        self.top = cell(inputs, n_top, num_layers=1, batch_first=True)
+        self.frozen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # name -> (mask of frozen entries, values)
+        n_gates = {torch.nn.GRU: 3, torch.nn.LSTM: 4, torch.nn.RNN: 1}[cell]
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                new, old = getattr(self.top, f"{name}_l0"), getattr(base_top, f"{name}_{top_name}")
+                if n_top == n_old and not extra_units:
+                    new.copy_(old)
+                    continue
+                mask = torch.zeros_like(new, dtype=torch.bool)
+                for gate in range(n_gates):   # PyTorch stacks the gates' rows: [r; z; n]
+                    rows = slice(gate * n_top, gate * n_top + n_old)
+                    old_rows = old[gate * n_old:(gate + 1) * n_old]
+                    if name == "weight_hh":
+                        new[rows, :n_old] = old_rows
+                        new[gate * n_top:gate * n_top + n_frozen, n_old:] = 0.0
+                    else:
+                        new[rows] = old_rows
+                    mask[gate * n_top:gate * n_top + n_frozen] = True
+                self.frozen[f"top.{name}_l0"] = (mask, new.detach().clone())
+        # The head keeps the base model's labels; all new words (and an earlier enrollment's) live in
+        # the word head, which splits `_unknown_`'s probability (network.split_unknown).
+        old, old_words = network.head, network.word_head
+        self.unknown_index = unknown_index
+        self.head = torch.nn.Linear(n_top, old.out_features)
+        n_words = n_labels - old.out_features
+        self.word_head = torch.nn.Linear(n_top, n_words + 1) if n_words else None
         with torch.no_grad():
             self.head.weight.zero_()
-            self.head.bias.fill_(-5.0)   # a new word starts unlikely; its row is set from prototypes
-            self.head.weight[:old.out_features] = old.weight
-            self.head.bias[:old.out_features] = old.bias
-        if cfg.n_layers > 1:
-            self.bottom = cell(cfg.conv_channels or cfg.n_mels, cfg.hidden_size, num_layers=cfg.n_layers - 1,
-                               batch_first=True)
-            for layer in range(cfg.n_layers - 1):
+            self.head.weight[:, :n_old] = old.weight
+            self.head.bias.copy_(old.bias)
+            if self.word_head is not None:
+                self.word_head.weight.zero_()   # new words' rows are set from prototypes (enroll)
+                self.word_head.bias.zero_()
+                if old_words is not None:
+                    self.word_head.weight[:old_words.out_features, :n_old] = old_words.weight
+                    self.word_head.bias[:old_words.out_features] = old_words.bias
+            if extra_units:
+                mask = torch.zeros_like(self.head.weight, dtype=torch.bool)
+                bias_mask = torch.zeros_like(self.head.bias, dtype=torch.bool)
+                for row in frozen_rows:
+                    mask[row], bias_mask[row] = True, True
+                for row in open_rows:
+                    mask[row, :n_frozen], bias_mask[row] = True, True
+                self.frozen["head.weight"] = (mask, self.head.weight.detach().clone())
+                self.frozen["head.bias"] = (bias_mask, self.head.bias.detach().clone())
+        self.bottom = None
+        if below is not None:
+            n_below = below.num_layers if network.top is not None else cfg.n_layers - 1
+            self.bottom = type(below)(below.input_size, cfg.hidden_size, num_layers=n_below, batch_first=True)
+            for layer in range(n_below):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(self.bottom, f"{name}_l{layer}").data.copy_(getattr(network.rnn, f"{name}_l{layer}").data)
-        else:
-            self.bottom = None
+                    getattr(self.bottom, f"{name}_l{layer}").data.copy_(getattr(below, f"{name}_l{layer}").data)
+
+    @torch.no_grad()
+    def start_new_units_from(self, inputs: torch.Tensor) -> list[int]:
+        """Each brand-new personal unit starts as a copy of one base unit (it reads the base units as that
+        one does, so it computes the same state): those that vary most over `inputs` (the user's
+        takes). Adaptation starts from features that already mean something, not from noise."""
+        n_base = self.network.cfg.hidden_size
+        n_old, n_top = self.network.cfg.top_size, self.top.hidden_size
+        if n_top <= n_old:
+            return []
+        _, hidden = self(inputs)
+        sources = torch.argsort(hidden[:, -1, :n_base].var(0), descending=True)[:n_top - n_old].tolist()
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            weights = getattr(self.top, f"{name}_l0")
+            for gate in range(3):
+                for k, source in enumerate(sources):
+                    row, src = gate * n_top + n_old + k, gate * n_top + source
+                    weights[row] = weights[src]
+                    if name == "weight_hh":   # reads the base units as its source does; not the personal ones
+                        weights[row, n_base:] = 0.0
+        return sources
+
+    @torch.no_grad()
+    def restore_frozen(self) -> None:
+        """Puts the frozen entries back after an optimiser step (weight decay and momentum move them)."""
+        params = dict(self.named_parameters())
+        for name, (mask, values) in self.frozen.items():
+            params[name].copy_(torch.where(mask, values, params[name]))
 
     @torch.no_grad()
     def features(self, frames: torch.Tensor) -> torch.Tensor:
@@ -123,20 +206,33 @@ class _Split(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out, _ = self.top(inputs)
-        return self.head(out), out
+        logits = self.head(out)
+        if self.word_head is not None:
+            logits = split_unknown(logits, self.word_head(out), self.unknown_index)
+        return logits, out
 
     def write_back(self, n_labels: int) -> RecurrentClassifier:
         """A full network with the adapted top layer and head (and `n_labels` outputs)."""
-        cfg = replace(self.network.cfg, n_labels=n_labels)
+        base_cfg = self.network.cfg
+        n_words = self.word_head.out_features - 1 if self.word_head is not None else 0
+        cfg = replace(base_cfg, n_labels=n_labels, extra_top_units=self.extra_units, unknown_words=n_words,
+                      unknown_index=self.unknown_index if n_words else -1)
         adapted = RecurrentClassifier(cfg)
-        state = {k: v for k, v in self.network.state_dict().items() if not k.startswith("head.")}
-        adapted.load_state_dict(state, strict=False)
-        top = cfg.n_layers - 1
+        keep = {k: v for k, v in self.network.state_dict().items()
+                if not k.startswith(("head.", "word_head.", "top.")) and not (cfg.extra_top_units and k.startswith("rnn.")
+                                                               and k.endswith(f"_l{base_cfg.n_layers - 1}"))}
+        missing, unexpected = adapted.load_state_dict(keep, strict=False)
+        assert not unexpected, unexpected
         with torch.no_grad():
+            top = adapted.top if adapted.top is not None else adapted.rnn
+            top_name = "l0" if adapted.top is not None else f"l{cfg.n_layers - 1}"
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(adapted.rnn, f"{name}_l{top}").copy_(getattr(self.top, f"{name}_l0"))
+                getattr(top, f"{name}_{top_name}").copy_(getattr(self.top, f"{name}_l0"))
             adapted.head.weight.copy_(self.head.weight)
             adapted.head.bias.copy_(self.head.bias)
+            if self.word_head is not None:
+                adapted.word_head.weight.copy_(self.word_head.weight)
+                adapted.word_head.bias.copy_(self.word_head.bias)
         return adapted.eval()
 
 
@@ -173,6 +269,8 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             raise EnrollError(f"word {word!r} has {n_good} good take(s), {cfg.min_takes} needed "
                               f"(see the skipped takes above)")
     new_words = [w for w in words if w not in base.labels]
+    if UNKNOWN not in base.labels:
+        raise EnrollError(f"{base_dir} has no {UNKNOWN} label: enrollment needs a Speech Commands model")
     labels = tuple(base.labels) + tuple(new_words)
     replay = load_replay_bank(base_dir, labels)
     if replay is None:
@@ -219,16 +317,27 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(0.15)
 
-    split = _Split(copy.deepcopy(base.network).eval(), len(labels))
+    extra_units = cfg.extra_units if base.network.cfg.cell == "gru" else 0
+    # The standard labels the user recorded may use the personal units, and so may `_unknown_` when
+    # there is talk or a new word (a new word is carved out of what the base model calls other speech:
+    # frozen, `_unknown_` kept winning on the new words' takes); the other standard labels are frozen.
+    # Words of an earlier enrollment are the user's: they all train.
+    recorded = set(words) | ({UNKNOWN} if crops and not new_words else set())
+    open_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name in recorded)
+    frozen_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name not in recorded)
+    split = _Split(copy.deepcopy(base.network).eval(), len(labels), labels.index(UNKNOWN), extra_units,
+                   frozen_rows, open_rows)
     inputs = torch.cat([split.features(all_feats[i:i + 256]) for i in range(0, len(all_feats), 256)])
+    if extra_units:
+        split.start_new_units_from(inputs[is_own])
     with torch.no_grad():   # a new word's row starts at its takes' mean final state (a prototype)
         _, hidden = split(inputs[is_own])
         last = hidden[:, -1]
+        n_head = split.head.out_features
         for word in new_words:
             rows = all_labels[is_own] == labels.index(word)
             prototype = F.normalize(last[rows].mean(0), dim=0)
-            split.head.weight[labels.index(word)] = prototype * split.head.weight[:len(base.labels)].norm(dim=1).mean()
-            split.head.bias[labels.index(word)] = 0.0
+            split.word_head.weight[1 + labels.index(word) - n_head] = prototype * split.head.weight.norm(dim=1).mean()
     if progress:
         progress(0.25)
 
@@ -243,7 +352,8 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             teacher_probs = torch.zeros(len(all_labels), n_base)
             teacher_probs[replay_index] = F.softmax(teacher / cfg.distill_temperature, dim=1)
     anchors = [p.detach().clone() for p in split.top.parameters()] if cfg.anchor_weight else []
-    trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
+    trainable = ((list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
+                 + (list(split.word_head.parameters()) if split.word_head is not None else []))
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
     gen = torch.Generator().manual_seed(cfg.seed)
     negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
@@ -274,6 +384,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        split.restore_frozen()
         if progress and step % 25 == 0:
             progress(0.25 + 0.7 * step / cfg.steps)
 
@@ -285,8 +396,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "words": words, "new_words": new_words,
             "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
             "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
-            "adapted": (f"the top {adapted.cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
-                        else "the output layer") + f"; {len(new_words)} new output row(s); everything below frozen",
+            "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if extra_units else 0, len(new_words)),
             "settings": asdict(cfg),
             "seconds": round(time.monotonic() - started, 1),
         },
@@ -310,6 +420,15 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(1.0)
     return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started)
+
+
+def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int) -> str:
+    if extra_units:
+        return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
+                f"frozen), {n_new} new output row(s), the recorded commands' weights from the new units; "
+                "everything else frozen")
+    return ((f"the top {net_cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
+             else "the output layer") + f"; {n_new} new output row(s); everything below frozen")
 
 
 def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,

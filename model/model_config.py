@@ -45,6 +45,16 @@ class NetworkConfig(DictConfig):
     dropout: float = 0.1
     input_norm: str = "fixed"      # fixed: per-bin mean/std of the training features | pcen: per-channel
                                    # energy normalisation (causal, adapts to loudness and channel)
+    extra_top_units: int = 0       # personal models (enrollment): units added to the top recurrent layer
+                                   # that the base units cannot see, so the base's outputs are kept (GRU)
+
+    unknown_words: int = 0         # personal models: the last this many labels are words carved out of
+    unknown_index: int = -1        # ...the label at this index (`_unknown_`), by a second head (see network.py)
+
+    @property
+    def top_size(self) -> int:
+        """Width of the top recurrent layer: its output feeds the classifier (and the GUI's memory view)."""
+        return self.hidden_size + self.extra_top_units
 
 
 @dataclass(frozen=True)

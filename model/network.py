@@ -38,6 +38,16 @@ def _smooth(energy: torch.Tensor, last: torch.Tensor, block_frames: int = PCEN_B
     return (torch.cat(out, 1) if out else energy), last
 
 
+def split_unknown(logits: torch.Tensor, word_logits: torch.Tensor, unknown_index: int) -> torch.Tensor:
+    """[..., C] base logits and [..., K + 1] word logits -> [..., C + K]: `_unknown_`'s logit becomes
+    log p(unknown) + log q(other) and word k's log p(unknown) + log q(k), so that after a softmax every
+    other label has the base logits' probability and `_unknown_` and the words share what it had."""
+    log_q = torch.log_softmax(word_logits, dim=-1)
+    unknown = logits[..., unknown_index:unknown_index + 1]
+    logits = torch.cat([logits[..., :unknown_index], unknown + log_q[..., :1], logits[..., unknown_index + 1:]], -1)
+    return torch.cat([logits, unknown + log_q[..., 1:]], -1)
+
+
 class RecurrentClassifier(nn.Module):
     def __init__(self, cfg: NetworkConfig):
         super().__init__()
@@ -59,10 +69,19 @@ class RecurrentClassifier(nn.Module):
             rnn_input = cfg.conv_channels
         else:
             self.conv = None
-        self.rnn = _CELLS[cfg.cell](rnn_input, cfg.hidden_size, num_layers=cfg.n_layers, batch_first=True,
-                                    dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        if cfg.extra_top_units and cfg.cell != "gru":
+            raise ValueError("extra top-layer units (personal models) are built for GRU networks only")
+        # With extra units the top layer is its own, wider GRU (`top`); `rnn` holds the layers below it.
+        n_uniform = cfg.n_layers - 1 if cfg.extra_top_units else cfg.n_layers
+        self.rnn = _CELLS[cfg.cell](rnn_input, cfg.hidden_size, num_layers=n_uniform, batch_first=True,
+                                    dropout=cfg.dropout if n_uniform > 1 else 0.0) if n_uniform else None
+        self.top = nn.GRU(cfg.hidden_size if n_uniform else rnn_input, cfg.top_size, batch_first=True) \
+            if cfg.extra_top_units else None
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.hidden_size, cfg.n_labels)
+        self.head = nn.Linear(cfg.top_size, cfg.n_labels - cfg.unknown_words)
+        # New words of a personal model split `_unknown_`'s probability: word_head's softmax over [other
+        # speech, word 1..K] divides it, so every other label keeps exactly the head's probability.
+        self.word_head = nn.Linear(cfg.top_size, cfg.unknown_words + 1) if cfg.unknown_words else None
         if cfg.cell == "lstm":
             # Forget-gate bias 1 (Jozefowicz et al. 2015): the cell starts out remembering, so the
             # gradient reaches early frames from the first step (with PyTorch's default near-zero
@@ -75,7 +94,11 @@ class RecurrentClassifier(nn.Module):
     def initial_state(self, batch: int) -> State:
         cfg = self.cfg
         device = self.head.weight.device
-        state = {"h": torch.zeros(cfg.n_layers, batch, cfg.hidden_size, device=device)}
+        state = {}
+        if self.rnn is not None:
+            state["h"] = torch.zeros(self.rnn.num_layers, batch, cfg.hidden_size, device=device)
+        if self.top is not None:
+            state["h_top"] = torch.zeros(1, batch, cfg.top_size, device=device)
         if cfg.cell == "lstm":
             state["c"] = torch.zeros_like(state["h"])
         if cfg.input_norm == "pcen":
@@ -94,14 +117,17 @@ class RecurrentClassifier(nn.Module):
         """
         if state is None:
             state = self.initial_state(frames.shape[0])
-        x, new_state = self.encode(frames, state)
-        if self.cfg.cell == "lstm":
-            out, (h, c) = self.rnn(x, (state["h"], state["c"]))
+        out, new_state = self.encode(frames, state)
+        if self.rnn is not None and self.cfg.cell == "lstm":
+            out, (h, c) = self.rnn(out, (state["h"], state["c"]))
             new_state["h"], new_state["c"] = h, c
-        else:
-            out, h = self.rnn(x, state["h"])
-            new_state["h"] = h
+        elif self.rnn is not None:
+            out, new_state["h"] = self.rnn(out, state["h"])
+        if self.top is not None:
+            out, new_state["h_top"] = self.top(out, state["h_top"])
         logits = self.head(self.dropout(out))
+        if self.word_head is not None:
+            logits = split_unknown(logits, self.word_head(self.dropout(out)), self.cfg.unknown_index)
         if return_hidden:
             return logits, new_state, out
         return logits, new_state

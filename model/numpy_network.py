@@ -26,7 +26,11 @@ from model.model_config import (PCEN_BLOCK_FRAMES, PCEN_EPS, PCEN_LOG_SCALE, PCE
 def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
     """The weights a GRU RecurrentClassifier with this config stores, by state-dict name."""
     shapes = {"feature_mean": (cfg.n_mels,), "feature_std": (cfg.n_mels,),
-              "head.weight": (cfg.n_labels, cfg.hidden_size), "head.bias": (cfg.n_labels,)}
+              "head.weight": (cfg.n_labels - cfg.unknown_words, cfg.top_size),
+              "head.bias": (cfg.n_labels - cfg.unknown_words,)}
+    if cfg.unknown_words:
+        shapes.update({"word_head.weight": (cfg.unknown_words + 1, cfg.top_size),
+                       "word_head.bias": (cfg.unknown_words + 1,)})
     if cfg.input_norm == "pcen":
         shapes.update({f"pcen_log_{n}": (cfg.n_mels,) for n in ("alpha", "delta", "r")})
     rnn_input = cfg.n_mels
@@ -35,15 +39,24 @@ def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
                        "conv.bias": (cfg.conv_channels,), "conv_norm.weight": (cfg.conv_channels,),
                        "conv_norm.bias": (cfg.conv_channels,)})
         rnn_input = cfg.conv_channels
-    for layer in range(cfg.n_layers):
-        shapes.update({f"rnn.weight_ih_l{layer}": (3 * cfg.hidden_size, rnn_input if layer == 0 else cfg.hidden_size),
-                       f"rnn.weight_hh_l{layer}": (3 * cfg.hidden_size, cfg.hidden_size),
-                       f"rnn.bias_ih_l{layer}": (3 * cfg.hidden_size,), f"rnn.bias_hh_l{layer}": (3 * cfg.hidden_size,)})
+    for name, layer, n_in, n_hidden in _layers(cfg, rnn_input):
+        shapes.update({f"{name}.weight_ih_l{layer}": (3 * n_hidden, n_in), f"{name}.weight_hh_l{layer}": (3 * n_hidden, n_hidden),
+                       f"{name}.bias_ih_l{layer}": (3 * n_hidden,), f"{name}.bias_hh_l{layer}": (3 * n_hidden,)})
     return shapes
 
 
+def _layers(cfg: NetworkConfig, rnn_input: int) -> list[tuple[str, int, int, int]]:
+    """(state-dict prefix, layer index, input width, hidden width) of each recurrent layer, bottom up:
+    `rnn` layers, and with extra units a wider top layer stored as `top`."""
+    n_uniform = cfg.n_layers - 1 if cfg.extra_top_units else cfg.n_layers
+    layers = [("rnn", i, rnn_input if i == 0 else cfg.hidden_size, cfg.hidden_size) for i in range(n_uniform)]
+    if cfg.extra_top_units:
+        layers.append(("top", 0, cfg.hidden_size if n_uniform else rnn_input, cfg.top_size))
+    return layers
+
+
 class NumpyNetwork:
-    """frames [T, mel] + state -> (logits [T, C], new state, top-layer output [T, hidden]), batch of one."""
+    """frames [T, mel] + state -> (logits [T, C], new state, top-layer output [T, top_size]), batch of one."""
 
     LAYER_NORM_EPS = 1e-5   # nn.LayerNorm's default, which network.py uses
 
@@ -76,11 +89,10 @@ class NumpyNetwork:
             self.conv_w = w("conv.weight").reshape(cfg.conv_channels, -1).T.copy()    # [mel * k, channels]
             self.conv_b = w("conv.bias")
             self.norm_w, self.norm_b = w("conv_norm.weight"), w("conv_norm.bias")
-        h = cfg.hidden_size
         self.layers = []
-        for layer in range(cfg.n_layers):
-            w_ih, w_hh = (w(f"rnn.weight_{k}_l{layer}").T.copy() for k in ("ih", "hh"))
-            b_ih, b_hh = (w(f"rnn.bias_{k}_l{layer}") for k in ("ih", "hh"))
+        for name, layer, _, h in _layers(cfg, cfg.conv_channels or cfg.n_mels):
+            w_ih, w_hh = (w(f"{name}.weight_{k}_l{layer}").T.copy() for k in ("ih", "hh"))
+            b_ih, b_hh = (w(f"{name}.bias_{k}_l{layer}") for k in ("ih", "hh"))
             # The reset and update gates add both biases; the candidate's hidden bias sits inside r * (...),
             # so it becomes an extra row of the recurrent matrix, met by a constant 1 after the state.
             b_in = b_ih.copy()
@@ -92,6 +104,8 @@ class NumpyNetwork:
                 array[..., :2 * h] *= 0.5
             self.layers.append((w_ih, b_in, w_hh))
         self.head_w, self.head_b = w("head.weight").T.copy(), w("head.bias")
+        if cfg.unknown_words:
+            self.word_head_w, self.word_head_b = w("word_head.weight").T.copy(), w("word_head.bias")
 
     @classmethod
     def from_torch(cls, net) -> "NumpyNetwork | None":
@@ -102,7 +116,10 @@ class NumpyNetwork:
 
     def initial_state(self) -> dict[str, np.ndarray]:
         cfg = self.cfg
-        state = {"h": np.zeros((cfg.n_layers, cfg.hidden_size), np.float32)}
+        # One row per layer; a personal model's wider top layer gets its own entry.
+        state = {"h": np.zeros((cfg.n_layers - (1 if cfg.extra_top_units else 0), cfg.hidden_size), np.float32)}
+        if cfg.extra_top_units:
+            state["h_top"] = np.zeros(cfg.top_size, np.float32)
         if self.pcen:
             state["pcen"] = np.zeros(cfg.n_mels, np.float32)
         if self.has_conv:
@@ -128,11 +145,23 @@ class NumpyNetwork:
             x = x - mu
             x = x / np.sqrt((x * x).mean(1, keepdims=True) + self.LAYER_NORM_EPS) * self.norm_w + self.norm_b
             x = 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))             # exact GELU, as F.gelu
-        hidden = np.empty((self.cfg.n_layers, self.cfg.hidden_size), np.float32)
+        hidden = np.empty_like(state["h"])
         for layer, (w_ih, b_in, w_hh) in enumerate(self.layers):
-            x, hidden[layer] = self._gru_layer(x @ w_ih + b_in, state["h"][layer], w_hh)
+            if layer < len(hidden):
+                x, hidden[layer] = self._gru_layer(x @ w_ih + b_in, state["h"][layer], w_hh)
+            else:   # a personal model's top layer
+                x, new_state["h_top"] = self._gru_layer(x @ w_ih + b_in, state["h_top"], w_hh)
         new_state["h"] = hidden
-        return x @ self.head_w + self.head_b, new_state, x
+        logits = x @ self.head_w + self.head_b
+        if self.cfg.unknown_words:   # as network.split_unknown
+            words = x @ self.word_head_w + self.word_head_b
+            words -= words.max(1, keepdims=True)
+            log_q = words - np.log(np.exp(words).sum(1, keepdims=True))
+            u = self.cfg.unknown_index
+            unknown = logits[:, u:u + 1].copy()
+            logits[:, u:u + 1] += log_q[:, :1]
+            logits = np.concatenate([logits, unknown + log_q[:, 1:]], 1)
+        return logits, new_state, x
 
     @staticmethod
     def _gru_layer(gates_in: np.ndarray, h: np.ndarray, w_hh: np.ndarray):

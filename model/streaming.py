@@ -48,7 +48,7 @@ class StreamingRecognizer:
                 raise ValueError(f"the numpy engine runs GRU networks only, not {model.network.cfg.cell}")
             if self.numpy_network is None:
                 self.network = model.network.eval()
-        self.hidden_size = model.spec.network.hidden_size
+        self.hidden_size = model.spec.network.top_size
         if self.numpy_network:
             self.frontend = NumpyStreamingLogMel(model.frontend)
         else:

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-label", type=int, default=REPLAY_PER_LABEL, help="clips kept per label")
     args = parser.parse_args()
     spec = read_model_spec(args.model)
     parts = []
@@ -41,10 +42,10 @@ def main() -> None:
             parts.append(silence)
         else:   # a wav folder: silence cut from the training region of its noise recordings
             noises = data.load_noise(folder.root, spec.frontend)
-            cut = data.silence_clips(noises, "train", REPLAY_PER_LABEL, spec.frontend, args.seed)
+            cut = data.silence_clips(noises, "train", args.per_label, spec.frontend, args.seed)
             parts.append(feature_data.FeatureSet(feature_data.wav_features(cut.waves, spec.frontend), cut.labels,
                                                  np.zeros(len(cut), bool), cut.paths))
-    path = save_replay_bank(args.model, feature_data.concat(*parts), spec.labels, REPLAY_PER_LABEL, args.seed)
+    path = save_replay_bank(args.model, feature_data.concat(*parts), spec.labels, args.per_label, args.seed)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

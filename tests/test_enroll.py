@@ -53,7 +53,39 @@ def test_enroll_writes_a_model_with_the_new_words_and_reports_bad_takes(personal
     config = json.loads((root / "model" / "config.json").read_text())
     enrollment = config["enrollment"]
     assert enrollment["new_words"] == sorted(WORDS) and len(enrollment["takes_used"]) == 12
-    assert "output layer" in enrollment["adapted"] and config["network"]["n_labels"] == 15
+    assert "personal units" in enrollment["adapted"] and config["network"]["n_labels"] == 15
+    assert config["network"]["extra_top_units"] == 32
+
+
+def test_new_words_leave_the_base_models_outputs_as_they_were(personal):
+    """The base units and the base labels' output rows are frozen and new words only split what the
+    base model gives `_unknown_`: on any audio every other label keeps the base model's probability."""
+    root, _ = personal
+    from audio.io import read_audio
+    from audio.mel import NumpyStreamingLogMel
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from model.numpy_network import load_numpy_model
+    from model.streaming import _softmax
+    base, mine = load_numpy_model(default_model_dir()), load_numpy_model(root / "model")
+    rate = base.frontend.sample_rate_hz
+    audio = np.concatenate([read_audio(p, rate) for p in sorted((DATA_DIR / "clips").glob("*.wav"))[:6]]
+                           + [read_audio(TAKES_DIR / f"{word}_5.wav", rate) for word in WORDS])
+    frames = NumpyStreamingLogMel(base.frontend).process(audio)
+    base_logits, _, _ = base.network.forward(frames, base.network.initial_state())
+    my_logits, _, hidden = mine.network.forward(frames, mine.network.initial_state())
+    p_base, p_mine = _softmax(base_logits), _softmax(my_logits)
+    unknown = base.labels.index("_unknown_")
+    others = [i for i in range(12) if i != unknown]
+    np.testing.assert_allclose(p_mine[:, others], p_base[:, others], atol=1e-5)
+    np.testing.assert_allclose(p_mine[:, [unknown, 12, 13, 14]].sum(1), p_base[:, unknown], atol=1e-5)
+    assert p_mine[:, 12:].max() > 0.5                                   # and the new words do win somewhere
+    assert hidden.shape[1] == 128 + 32 and np.abs(hidden[:, 128:]).max() > 0.1   # the personal units work
+    # The torch network (evaluate, a further enrollment) computes the same.
+    import torch
+    net = load_checkpoint(root / "model").network
+    with torch.no_grad():
+        torch_logits, _ = net(torch.from_numpy(frames)[None])
+    np.testing.assert_allclose(torch_logits[0].numpy(), my_logits, atol=1e-4)
 
 
 def test_the_personal_model_classifies_and_detects_the_held_out_takes(personal, tmp_path):
@@ -121,3 +153,5 @@ def test_a_personal_model_can_be_enrolled_again_and_keeps_its_words_in_the_bank(
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["new_words"] == [] and result["labels"] == list(labels)
+    # Its personal units are reused, not added to: a model does not grow with each enrollment.
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["network"]["extra_top_units"] == 32

@@ -51,6 +51,9 @@ def _chunked(engine: NumpyNetwork, frames: np.ndarray, sizes=(1, 7, 10, 33)):
     {"input_norm": "pcen"},
     {"conv_channels": 0, "n_layers": 1},
     {"input_norm": "pcen", "n_layers": 3, "conv_channels": 8},
+    {"extra_top_units": 8},                                # a personal model: a wider top layer of its own
+    {"extra_top_units": 5, "n_layers": 1, "conv_channels": 0},
+    {"extra_top_units": 8, "n_labels": 15, "unknown_words": 3, "unknown_index": 10},   # ... with new words
 ])
 def test_numpy_forward_equals_torch_in_any_chunks(overrides, speech):
     net = _random_network(**overrides)
@@ -60,7 +63,9 @@ def test_numpy_forward_equals_torch_in_any_chunks(overrides, speech):
     logits, hidden, numpy_state = _chunked(NumpyNetwork.from_torch(net), frames.numpy())
     np.testing.assert_allclose(logits, reference[0].numpy(), atol=2e-4)
     np.testing.assert_allclose(hidden, top[0].numpy(), atol=2e-4)
-    np.testing.assert_allclose(numpy_state["h"], state["h"][:, 0].numpy(), atol=2e-4)
+    for key in state.keys() & {"h", "h_top"}:
+        np.testing.assert_allclose(numpy_state[key], state[key][:, 0].numpy().reshape(numpy_state[key].shape), atol=2e-4)
+    assert hidden.shape[1] == net.cfg.top_size
 
 
 def test_shipped_model_reads_the_same_either_way(model, speech):
