@@ -141,12 +141,14 @@ def cmd_enroll(args) -> int:
         raise UserError(str(exc)) from None
     for take in result.skipped:
         print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     words = sorted({t.word for t in result.used})
     if args.json:
         print(json.dumps({"model": str(result.out_dir), "labels": list(result.labels), "new_words": result.new_words,
                           "takes_used": {w: sum(t.word == w for t in result.used) for w in words},
                           "takes_skipped": [{"path": t.path, "problem": t.problem} for t in result.skipped],
-                          "seconds": round(result.seconds, 1)}))
+                          "warnings": result.warnings, "seconds": round(result.seconds, 1)}))
     else:
         counts = ", ".join(f"{w} {sum(t.word == w for t in result.used)}" for w in words)
         new = f"; new words: {', '.join(result.new_words)}" if result.new_words else ""

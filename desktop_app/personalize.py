@@ -619,7 +619,8 @@ class PersonalizeDialog(QDialog):
                 self.window.start_live()
             self.adapt_label.setText(f"Done in {result.seconds:.0f} s: the app now recognizes with "
                                      f"{result.out_dir.name}{new}{skipped}. The shipped model stays one click "
-                                     "away in the Model list.")
+                                     "away in the Model list."
+                                     + "".join(f"\nWarning: {line}." for line in result.warnings))
         else:
             self.adapt_label.setText("Adapted, but the new model could not be used: see the main window.")
         self.adapt_label.setStyleSheet("")

@@ -24,7 +24,7 @@ import copy
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +244,7 @@ class EnrollResult:
     used: list[Take]
     skipped: list[Take]
     seconds: float
+    warnings: list[str] = field(default_factory=list)   # words not recognized on their own takes
 
 
 def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg: EnrollConfig = EnrollConfig(),
@@ -389,6 +390,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             progress(0.25 + 0.7 * step / cfg.steps)
 
     adapted = split.write_back(len(labels))
+    warnings = _unheard_words(split, take_feats, take_labels, labels)
     summary = {
         "enrollment": {
             "base_model": str(Path(base_dir).resolve()),
@@ -397,6 +399,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
             "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
             "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if extra_units else 0, len(new_words)),
+            "warnings": warnings,
             "settings": asdict(cfg),
             "seconds": round(time.monotonic() - started, 1),
         },
@@ -419,7 +422,25 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         raise
     if progress:
         progress(1.0)
-    return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started)
+    return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started, warnings)
+
+
+@torch.no_grad()
+def _unheard_words(split: _Split, feats: np.ndarray, label_index: np.ndarray, labels: tuple[str, ...]) -> list[str]:
+    """A line for each word the personal model does not recognize on most of its own takes, naming
+    what it hears instead (a new word that sounds like a command cannot win against that command)."""
+    inputs = split.features(torch.from_numpy(feats.astype(np.float32)))
+    heard = split(inputs)[0][:, -1].argmax(1).numpy()
+    lines = []
+    for index in np.unique(label_index):
+        mine = heard[label_index == index]
+        if np.mean(mine == index) < 0.5:
+            names, counts = np.unique(mine[mine != index], return_counts=True)
+            instead = ", ".join(f"{labels[n]!r} ({c})" for n, c in sorted(zip(names, counts), key=lambda x: -x[1]))
+            lines.append(f"{labels[index]!r}: {int(np.sum(mine == index))} of {len(mine)} takes are recognized as it; "
+                         f"heard instead: {instead}. Record it more clearly, or choose a word that sounds less "
+                         "like a command")
+    return lines
 
 
 def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int) -> str:

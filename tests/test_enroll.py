@@ -44,6 +44,7 @@ def test_enroll_writes_a_model_with_the_new_words_and_reports_bad_takes(personal
     assert result["new_words"] == sorted(WORDS)
     assert result["labels"][:12][-2:] == ["_unknown_", "_silence_"] and result["labels"][12:] == sorted(WORDS)
     assert result["takes_used"] == {"one": 4, "two": 4, "zero": 4}
+    assert result["warnings"] == []                              # each word is recognized on its takes
     problems = {entry["path"].rsplit("/", 1)[1]: entry["problem"] for entry in result["takes_skipped"]}
     assert problems.keys() == {"silent.wav", "clipped.wav", "long.wav", "broken.wav"}
     assert problems["silent.wav"].startswith("silent") and problems["clipped.wav"].startswith("clipped")
@@ -155,3 +156,19 @@ def test_a_personal_model_can_be_enrolled_again_and_keeps_its_words_in_the_bank(
     assert result["new_words"] == [] and result["labels"] == list(labels)
     # Its personal units are reused, not added to: a model does not grow with each enrollment.
     assert json.loads((tmp_path / "again" / "config.json").read_text())["network"]["extra_top_units"] == 32
+
+
+def test_a_new_word_that_sounds_like_a_command_is_named_in_a_warning(tmp_path):
+    """A new word can only take what the base model calls other speech: takes that are really "yes"
+    stay `yes`, and enrollment says so instead of writing a model that silently never fires."""
+    from audio.io import read_audio
+    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
+    (tmp_path / "takes" / "yeah").mkdir(parents=True)
+    for i, gain in enumerate((1.0, 0.7, 0.5)):
+        sf.write(tmp_path / "takes" / "yeah" / f"{i}.wav", gain * yes, 16000)
+    out = run_cli("enroll", "--takes", str(tmp_path / "takes"), "--out", str(tmp_path / "m"), "--steps", "40",
+                  "--json", timeout_s=200)
+    assert out.returncode == 0, out.stderr
+    warnings = json.loads(out.stdout)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("'yeah': 0 of 3") and "'yes' (3)" in warnings[0], warnings
+    assert "warning: 'yeah'" in out.stderr
