@@ -20,7 +20,7 @@ import argparse
 import json
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,9 @@ def world(model, validation, coffee: np.ndarray) -> dict:
     keep = np.array([path.split("/")[0] not in new for path in validation.paths])
     return {"validation_accuracy": round(float(np.mean(predicted == validation.labels)), 4),
             "validation_accuracy_other_words": round(float(np.mean((predicted == validation.labels)[keep])), 4),
-            "coffee_false_alarms": len(events), "coffee_per_hour": round(len(events) / hours, 1)}
+            "coffee_false_alarms": len(events), "coffee_per_hour": round(len(events) / hours, 1),
+            # which labels fired: a coffee order has no command in it, but may say "two" or "one"
+            "coffee_alarm_labels": dict(sorted(Counter(e.label for e in events).items()))}
 
 
 def enroll_from(files_by_word: dict[str, list[Path]], base: str, cfg: EnrollConfig):

@@ -381,13 +381,17 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
                "minutes": (time.time() - started) / 60,
                "clips_per_s": steps_per_epoch * cfg.batch_size / max(1e-9, time.time() - epoch_started)}
         if rank == 0 and (epoch % cfg.eval_every_epochs == 0 or epoch == cfg.epochs):
-            # Model selection uses validation speakers only (the mean over the validation sets);
-            # test speakers are never looked at here.
+            # Model selection uses validation speakers only: accuracy pooled over the validation sets'
+            # clips (the mean of the sets' figures let the 389 wav clips outweigh 4,954 image clips:
+            # v6 kept epoch 18 over a final epoch 0.3 points better on the images); test speakers are
+            # never looked at here.
+            n_right, n_clips = 0, 0
             for name, clip_set in eval_sets.items():
                 if name.startswith("validation"):
-                    posteriors = feature_posteriors(ema, clip_set.feats)
-                    row[f"{name}_accuracy"] = float((posteriors.argmax(1) == clip_set.labels).mean())
-            score = float(np.mean([v for k, v in row.items() if k.startswith("validation")]))
+                    right = feature_posteriors(ema, clip_set.feats).argmax(1) == clip_set.labels
+                    row[f"{name}_accuracy"] = float(right.mean())
+                    n_right, n_clips = n_right + int(right.sum()), n_clips + len(right)
+            score = n_right / max(1, n_clips)
             row["selection_score"] = score
             if score >= best["score"]:
                 best = {"score": score, "epoch": epoch}
