@@ -50,14 +50,17 @@ class Detector:
     """
 
     def __init__(self, cfg: DetectorConfig, labels: tuple[str, ...], command_labels: tuple[str, ...],
-                 hop_ms: float, window_ms: float):
+                 hop_ms: float, window_ms: float, unknown_words: tuple[str, ...] = ()):
+        """`unknown_words`: a personal model's new words, which share `_unknown_`'s probability
+        (network.split_unknown): the isolation gate reads their sum with it, as the base model's
+        `_unknown_`, so the base commands are gated exactly as they were."""
         self.cfg = cfg
         self.window_ms = window_ms
         self.threshold = cfg.threshold
         self.labels = labels
         self.hop_ms = hop_ms
         self.is_command = np.array([label in command_labels for label in labels])
-        self.unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+        self.unknown = [labels.index(UNKNOWN)] + [labels.index(w) for w in unknown_words] if UNKNOWN in labels else None
         self.gate_frames = tuple(int(round(ms / hop_ms)) for ms in GATE_WINDOW_MS)   # (from, to) frames back
         self.smoothing_frames = max(1, int(round(cfg.smoothing_ms / hop_ms)))
         self.suppression_frames = int(round(cfg.suppression_ms / hop_ms))
@@ -83,7 +86,7 @@ class Detector:
 
         gated = self.cfg.isolation_gate > 0 and self.unknown is not None
         if gated:
-            unknown = np.concatenate([self._unknown_tail, history[m:, self.unknown]])
+            unknown = np.concatenate([self._unknown_tail, history[m:, self.unknown].sum(1)])
             u = unknown.shape[0] - n       # index in `unknown` of this block's first frame
             self._unknown_tail = unknown[max(0, unknown.shape[0] - self.gate_frames[0]):]
 

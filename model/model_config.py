@@ -84,6 +84,12 @@ class LoadedModel:
         return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
 
 
+def unknown_words(spec: ModelSpec) -> tuple[str, ...]:
+    """A personal model's new words: the labels that share `_unknown_`'s probability (the last ones)."""
+    n = spec.network.unknown_words
+    return tuple(spec.labels[-n:]) if n else ()
+
+
 def read_model_spec(folder: str | Path) -> ModelSpec:
     """Reads and checks `config.json`; also checks that the weights file is there (not its contents)."""
     folder = Path(folder)

@@ -13,7 +13,7 @@ import numpy as np
 from audio.mel import NumpyStreamingLogMel
 from model.detector import Detector, DetectorConfig
 from model.labels import command_labels
-from model.model_config import read_model_spec
+from model.model_config import read_model_spec, unknown_words
 from model.numpy_network import NumpyModel, NumpyNetwork, load_numpy_model
 from model.stream_update import StreamUpdate
 
@@ -55,7 +55,8 @@ class StreamingRecognizer:
             from audio.features import StreamingLogMel
             self.frontend = StreamingLogMel(model.frontend)
         cfg = detector or model.detector
-        self.detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms)
+        self.detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms,
+                                 unknown_words(model.spec))
         self.reset()
 
     @property

@@ -15,6 +15,7 @@ from audio.features import LogMel
 from model.checkpoint import LoadedModel
 from model.detector import Detector, DetectorConfig
 from model.labels import command_labels
+from model.model_config import unknown_words
 from model.stream_eval import WordSpan, pool_scores, score_stream
 
 SMOOTHING_MS = (50.0, 100.0, 150.0, 250.0, 400.0)
@@ -36,7 +37,8 @@ def stream_posteriors(model: LoadedModel, samples: np.ndarray, chunk_s: float = 
 
 
 def replay(model: LoadedModel, posteriors: np.ndarray, cfg: DetectorConfig):
-    detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms)
+    detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms,
+                                 unknown_words(model.spec))
     return detector.process(posteriors)[1]
 
 

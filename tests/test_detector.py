@@ -119,3 +119,20 @@ def test_isolation_gate_drops_commands_out_of_running_speech_in_any_blocks():
         gated = _detector(smoothing_ms=30, threshold=0.6, suppression_ms=300, isolation_gate=0.5)
         events = [e for i in range(0, len(posteriors), block) for e in gated.process(posteriors[i:i + block])[1]]
         assert events == plain[1:], (block, events)       # only the isolated word
+
+
+def test_the_gate_counts_a_personal_models_new_words_as_the_unknown_speech_they_came_from():
+    """A personal model's new words take their probability from `_unknown_`: for its gate, other speech
+    is their sum, so a command after running speech is dropped as the base model would drop it."""
+    labels = LABELS + ("lights",)
+    rows = np.zeros((100, len(labels)), np.float32)
+    rows[:, UNKNOWN], rows[:, -1] = 0.35, 0.6            # running speech, read partly as "lights"
+    rows[:, SILENCE] = 0.05
+    word = np.zeros((30, len(labels)), np.float32)
+    word[:, YES], word[:, SILENCE] = 0.9, 0.1
+    posteriors = np.concatenate([rows, word, np.eye(len(labels), dtype=np.float32)[[SILENCE] * 20]])
+    cfg = DetectorConfig(smoothing_ms=30, threshold=0.65, suppression_ms=300, isolation_gate=0.5)
+    alone = Detector(cfg, labels, COMMANDS + ("lights",), 10.0, 25.0).process(posteriors)[1]
+    assert [e.label for e in alone] == ["yes"]            # `_unknown_` alone (0.35) is under the gate
+    split = Detector(cfg, labels, COMMANDS + ("lights",), 10.0, 25.0, unknown_words=("lights",))
+    assert split.process(posteriors)[1] == []             # with "lights" (0.95): running speech
