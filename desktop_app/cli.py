@@ -374,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-takes", type=int, default=2, help="good takes each word needs")
     p.add_argument("--steps", type=int, default=250, help="adaptation steps")
     p.add_argument("--personal-units", type=int, default=32,
-                   help="units added to the top GRU layer while the base model's stay frozen (what others get is "
-                        "kept); 0: the whole top layer adapts (forgets more)")
+                   help="for new words: units added to the top GRU layer while the base model's stay frozen (the "
+                        "built-in commands keep the base model's probabilities); 0: the whole top layer adapts, as it "
+                        "always does when a built-in command is re-recorded")
     p.add_argument("--json", action="store_true", help="one JSON object with what was done")
     p.set_defaults(func=cmd_enroll)
 

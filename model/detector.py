@@ -52,15 +52,18 @@ class Detector:
     def __init__(self, cfg: DetectorConfig, labels: tuple[str, ...], command_labels: tuple[str, ...],
                  hop_ms: float, window_ms: float, unknown_words: tuple[str, ...] = ()):
         """`unknown_words`: a personal model's new words, which share `_unknown_`'s probability
-        (network.split_unknown): the isolation gate reads their sum with it, as the base model's
-        `_unknown_`, so the base commands are gated exactly as they were."""
+        (network.split_unknown): before a built-in command the isolation gate reads their sum with it,
+        the base model's `_unknown_`, so the built-in commands are gated exactly as they were; before a
+        new word it reads `_unknown_` alone (the word's own onset would otherwise count as speech)."""
         self.cfg = cfg
         self.window_ms = window_ms
         self.threshold = cfg.threshold
         self.labels = labels
         self.hop_ms = hop_ms
         self.is_command = np.array([label in command_labels for label in labels])
-        self.unknown = [labels.index(UNKNOWN)] + [labels.index(w) for w in unknown_words] if UNKNOWN in labels else None
+        self.unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+        self.unknown_words = [labels.index(w) for w in unknown_words]
+        self.is_unknown_word = np.isin(np.arange(len(labels)), self.unknown_words)
         self.gate_frames = tuple(int(round(ms / hop_ms)) for ms in GATE_WINDOW_MS)   # (from, to) frames back
         self.smoothing_frames = max(1, int(round(cfg.smoothing_ms / hop_ms)))
         self.suppression_frames = int(round(cfg.suppression_ms / hop_ms))
@@ -68,7 +71,8 @@ class Detector:
 
     def reset(self) -> None:
         self._tail = np.zeros((0, len(self.labels)))   # the last smoothing_frames - 1 posteriors
-        self._unknown_tail = np.zeros(0)                # the last gate_frames[0] `_unknown_` posteriors
+        self._unknown_tail = np.zeros((0, 2))           # the last gate_frames[0] `_unknown_` posteriors,
+                                                        # alone and with the new words
         self._frame = 0                                 # frames processed so far
         self._last_fire_frame: int | None = None        # 1-based number of the frame that fired last
         self._disarmed_label: int | None = None
@@ -86,7 +90,9 @@ class Detector:
 
         gated = self.cfg.isolation_gate > 0 and self.unknown is not None
         if gated:
-            unknown = np.concatenate([self._unknown_tail, history[m:, self.unknown].sum(1)])
+            block = history[m:, [self.unknown]]
+            block = np.concatenate([block, block + history[m:, self.unknown_words].sum(1, keepdims=True)], 1)
+            unknown = np.concatenate([self._unknown_tail, block])
             u = unknown.shape[0] - n       # index in `unknown` of this block's first frame
             self._unknown_tail = unknown[max(0, unknown.shape[0] - self.gate_frames[0]):]
 
@@ -97,7 +103,8 @@ class Detector:
         disarmed_from = 0   # rows of this block where the disarmed label may have re-armed
         for i in np.flatnonzero(self.is_command[top] & (score >= threshold)):
             if gated:
-                before = unknown[max(0, u + i - self.gate_frames[0]):max(0, u + i - self.gate_frames[1])]
+                column = 0 if self.is_unknown_word[top[i]] else 1
+                before = unknown[max(0, u + i - self.gate_frames[0]):max(0, u + i - self.gate_frames[1]), column]
                 if before.size and before.mean() > self.cfg.isolation_gate:
                     continue
             label = int(top[i])

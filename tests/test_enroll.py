@@ -172,3 +172,19 @@ def test_a_new_word_that_sounds_like_a_command_is_named_in_a_warning(tmp_path):
     warnings = json.loads(out.stdout)["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith("'yeah': 0 of 3") and "'yes' (3)" in warnings[0], warnings
     assert "warning: 'yeah'" in out.stderr
+
+
+def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
+    """A built-in command re-recorded needs the top layer's own features to move (personal units barely
+    changed the test speakers' commands): then the top layer is fine-tuned, and no units are added."""
+    from audio.io import read_audio
+    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
+    (tmp_path / "takes" / "yes").mkdir(parents=True)
+    for i, gain in enumerate((1.0, 0.7)):
+        sf.write(tmp_path / "takes" / "yes" / f"{i}.wav", gain * yes, 16000)
+    out = run_cli("enroll", "--takes", str(tmp_path / "takes"), "--out", str(tmp_path / "m"), "--steps", "20",
+                  timeout_s=200)
+    assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 12
+    assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
