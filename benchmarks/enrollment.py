@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--distill-weight", type=float, default=EnrollConfig().distill_weight)
     parser.add_argument("--anchor-weight", type=float, default=EnrollConfig().anchor_weight)
     parser.add_argument("--extra-units", type=int, default=EnrollConfig().extra_units)
-    parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate)
+    parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate,
+                        help="with personal units (new words); re-recorded commands use EnrollConfig.top_layer_learning_rate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio.config import DictConfig
-from model.labels import UNKNOWN
+from model.labels import UNKNOWN, command_labels
 
 GATE_WINDOW_MS = (1000.0, 400.0)   # the isolation gate looks at this stretch before a candidate event
 
@@ -68,6 +68,14 @@ class Detector:
         self.smoothing_frames = max(1, int(round(cfg.smoothing_ms / hop_ms)))
         self.suppression_frames = int(round(cfg.suppression_ms / hop_ms))
         self.reset()
+
+    @classmethod
+    def for_model(cls, model, cfg: DetectorConfig) -> "Detector":
+        """The detector for a loaded model (its labels, frame timing and, for a personal model, the new
+        words that share `_unknown_`: the last `network.unknown_words` labels)."""
+        n_words = model.network.cfg.unknown_words
+        return cls(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms,
+                   tuple(model.labels[-n_words:]) if n_words else ())
 
     def reset(self) -> None:
         self._tail = np.zeros((0, len(self.labels)))   # the last smoothing_frames - 1 posteriors

@@ -94,10 +94,10 @@ class _Split(torch.nn.Module):
 
     With `extra_units` (GRU only) the top layer gets personal units (a personal model's are reused, up
     to that many in all) and the base model's own units are frozen: their weights from the personal
-    units are zero, so they compute exactly what they did. `frozen_rows` (labels the user did not
-    record) keep their output weights, and `open_rows` (re-recorded commands) train only their weights
-    from the personal units: what the rest of the world gets stays the base model's, apart from the
-    share of probability a new word takes."""
+    units are zero, so they compute exactly what they did. `frozen_rows` keep their output weights,
+    and `open_rows` (`_unknown_`, when the user's talk is all there is to learn it from) train only
+    their weights from the personal units: what the rest of the world gets stays the base model's,
+    apart from the share of probability a new word takes."""
 
     def __init__(self, network: RecurrentClassifier, n_labels: int, unknown_index: int, extra_units: int = 0,
                  frozen_rows: tuple[int, ...] = (), open_rows: tuple[int, ...] = ()):
@@ -324,8 +324,9 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     rerecorded = [w for w in words if w in base.labels and w in LABELS]
     extra_units = cfg.extra_units if base.network.cfg.cell == "gru" and not rerecorded else 0
     learning_rate = cfg.learning_rate if extra_units else cfg.top_layer_learning_rate
-    # The standard labels the user recorded may use the personal units; the other standard labels are
-    # frozen. Words of an earlier enrollment are the user's: they all train.
+    # With personal units no built-in command was recorded: the standard labels are frozen, except
+    # `_unknown_`'s weights from the personal units when the user's talk is given and no new word
+    # (re-enrolling an earlier enrollment's word). Words of an earlier enrollment are the user's: they train.
     recorded = set(words) | ({UNKNOWN} if crops and not new_words else set())
     open_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name in recorded)
     frozen_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name not in recorded)
@@ -449,8 +450,8 @@ def _unheard_words(split: _Split, feats: np.ndarray, label_index: np.ndarray, la
 def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int) -> str:
     if extra_units:
         return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
-                f"frozen), {n_new} new output row(s), the recorded commands' weights from the new units; "
-                "everything else frozen")
+                f"frozen), {n_new} new word(s) in a word head that splits {UNKNOWN}; the built-in labels' "
+                "outputs frozen")
     return ((f"the top {net_cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
              else "the output layer") + f"; {n_new} new output row(s); everything below frozen")
 

@@ -52,6 +52,11 @@ class NetworkConfig(DictConfig):
     unknown_index: int = -1        # ...the label at this index (`_unknown_`), by a second head (see network.py)
 
     @property
+    def uniform_layers(self) -> int:
+        """Recurrent layers of `hidden_size` units (`rnn`); a personal model's wider top layer is not one."""
+        return self.n_layers - 1 if self.extra_top_units else self.n_layers
+
+    @property
     def top_size(self) -> int:
         """Width of the top recurrent layer: its output feeds the classifier (and the GUI's memory view)."""
         return self.hidden_size + self.extra_top_units
@@ -82,12 +87,6 @@ class LoadedModel:
     @property
     def spec(self) -> ModelSpec:
         return ModelSpec(self.labels, self.frontend, self.network.cfg, self.detector, self.extra, self.path)
-
-
-def unknown_words(spec: ModelSpec) -> tuple[str, ...]:
-    """A personal model's new words: the labels that share `_unknown_`'s probability (the last ones)."""
-    n = spec.network.unknown_words
-    return tuple(spec.labels[-n:]) if n else ()
 
 
 def read_model_spec(folder: str | Path) -> ModelSpec:

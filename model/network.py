@@ -72,7 +72,7 @@ class RecurrentClassifier(nn.Module):
         if cfg.extra_top_units and cfg.cell != "gru":
             raise ValueError("extra top-layer units (personal models) are built for GRU networks only")
         # With extra units the top layer is its own, wider GRU (`top`); `rnn` holds the layers below it.
-        n_uniform = cfg.n_layers - 1 if cfg.extra_top_units else cfg.n_layers
+        n_uniform = cfg.uniform_layers
         self.rnn = _CELLS[cfg.cell](rnn_input, cfg.hidden_size, num_layers=n_uniform, batch_first=True,
                                     dropout=cfg.dropout if n_uniform > 1 else 0.0) if n_uniform else None
         self.top = nn.GRU(cfg.hidden_size if n_uniform else rnn_input, cfg.top_size, batch_first=True) \

@@ -48,7 +48,7 @@ def expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
 def _layers(cfg: NetworkConfig, rnn_input: int) -> list[tuple[str, int, int, int]]:
     """(state-dict prefix, layer index, input width, hidden width) of each recurrent layer, bottom up:
     `rnn` layers, and with extra units a wider top layer stored as `top`."""
-    n_uniform = cfg.n_layers - 1 if cfg.extra_top_units else cfg.n_layers
+    n_uniform = cfg.uniform_layers
     layers = [("rnn", i, rnn_input if i == 0 else cfg.hidden_size, cfg.hidden_size) for i in range(n_uniform)]
     if cfg.extra_top_units:
         layers.append(("top", 0, cfg.hidden_size if n_uniform else rnn_input, cfg.top_size))
@@ -117,7 +117,7 @@ class NumpyNetwork:
     def initial_state(self) -> dict[str, np.ndarray]:
         cfg = self.cfg
         # One row per layer; a personal model's wider top layer gets its own entry.
-        state = {"h": np.zeros((cfg.n_layers - (1 if cfg.extra_top_units else 0), cfg.hidden_size), np.float32)}
+        state = {"h": np.zeros((cfg.uniform_layers, cfg.hidden_size), np.float32)}
         if cfg.extra_top_units:
             state["h_top"] = np.zeros(cfg.top_size, np.float32)
         if self.pcen:

@@ -12,8 +12,7 @@ import numpy as np
 
 from audio.mel import NumpyStreamingLogMel
 from model.detector import Detector, DetectorConfig
-from model.labels import command_labels
-from model.model_config import read_model_spec, unknown_words
+from model.model_config import read_model_spec
 from model.numpy_network import NumpyModel, NumpyNetwork, load_numpy_model
 from model.stream_update import StreamUpdate
 
@@ -55,8 +54,7 @@ class StreamingRecognizer:
             from audio.features import StreamingLogMel
             self.frontend = StreamingLogMel(model.frontend)
         cfg = detector or model.detector
-        self.detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms,
-                                 unknown_words(model.spec))
+        self.detector = Detector.for_model(model, cfg)
         self.reset()
 
     @property

@@ -14,8 +14,6 @@ import torch
 from audio.features import LogMel
 from model.checkpoint import LoadedModel
 from model.detector import Detector, DetectorConfig
-from model.labels import command_labels
-from model.model_config import unknown_words
 from model.stream_eval import WordSpan, pool_scores, score_stream
 
 SMOOTHING_MS = (50.0, 100.0, 150.0, 250.0, 400.0)
@@ -37,9 +35,7 @@ def stream_posteriors(model: LoadedModel, samples: np.ndarray, chunk_s: float = 
 
 
 def replay(model: LoadedModel, posteriors: np.ndarray, cfg: DetectorConfig):
-    detector = Detector(cfg, model.labels, command_labels(model.labels), model.frontend.hop_ms, model.frontend.window_ms,
-                                 unknown_words(model.spec))
-    return detector.process(posteriors)[1]
+    return Detector.for_model(model, cfg).process(posteriors)[1]
 
 
 def objective(score: dict) -> float:
