@@ -1,15 +1,19 @@
 """Enrollment, measured (docs/ENROLL.md). Not a test: minutes of CPU, and it reads ../shared/data.
 
     .venv/bin/python benchmarks/enrollment.py fsdd       [--model DIR] [--takes 5]
-    .venv/bin/python benchmarks/enrollment.py commands   [--model DIR] [--takes 3]
+    .venv/bin/python benchmarks/enrollment.py commands   [--model DIR] [--takes 3] [--split test]
+    .venv/bin/python benchmarks/enrollment.py mixed      [--model DIR] [--takes 3] [--split validation]
 
 fsdd: each FSDD speaker (8 kHz, 50 takes per digit) enrolls the ten digits as ten new words from
   takes 0..N-1; accuracy on that speaker's other takes (trimmed and centred in 1 s as enrollment does,
   decided at the last frame; any other label is wrong).
-commands: each speaker of the wav *test* split with 4 or more clips of a command re-records those
-  commands: enrolled from their first N clips (sorted by name), scored on their remaining clips of
-  those commands, by the personal model and by the base model (the same clips, as `evaluate` reads
-  them).
+commands: each speaker of the wav split (`--split`: validation speakers to choose a method on, test
+  speakers to report it) with 4 or more clips of a command re-records those commands: enrolled from
+  their first N clips (sorted by name), scored on their remaining clips of those commands, by the
+  personal model and by the base model (the same clips, as `evaluate` reads them).
+mixed: the same speakers re-record their commands and, in the same enrollment, add the ten digits as
+  new words from 5 takes of one FSDD speaker (`--fsdd-speaker`; no Speech Commands speaker says a
+  non-command word 4 times, so the new words are another person's voice): both scored as above.
 Both: every personal model is also scored on what the rest of the world gets: the wav validation
 split (12 classes, as `speechcmd evaluate`) and false alarms on the 60 held-out coffee orders
 (runs/coffee_heldout, made by scripts/train_shipped_model.sh), next to the base model's figures.
@@ -78,9 +82,36 @@ def accuracy(model, clips: list[np.ndarray], truth: list[str]) -> float:
     return float(np.mean([model.labels[p] == t for p, t in zip(predicted, truth)]))
 
 
+def digit_clips(speaker: str, n_enrolled: int, cfg: EnrollConfig, fs: int, n: int) -> tuple[list, list]:
+    """An FSDD speaker's takes after the first `n_enrolled` of each digit, trimmed and centred as
+    enrollment does (a take the checks reject is scored as silence: it counts as wrong)."""
+    recordings = SHARED / "fsdd" / "recordings"
+    clips, truth = [], []
+    for d, word in enumerate(DIGITS):
+        for t in range(n_enrolled, 50):
+            take = check_take(word, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n)
+            clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
+            truth.append(word)
+    return clips, truth
+
+
+def command_takes(folder, split: str) -> dict[str, dict[str, list[Path]]]:
+    """speaker -> command -> its clips in `split` (sorted by name), for the commands said 4 times or more."""
+    root = SHARED / "speech_commands"
+    by_speaker: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for rel, label in folder.splits[split]:
+        if label in COMMANDS:
+            by_speaker[Path(rel).name.split("_nohash_")[0]][label].append(root / rel)
+    chosen = {s: {w: sorted(f) for w, f in words.items() if len(f) >= 4} for s, words in sorted(by_speaker.items())}
+    return {s: words for s, words in chosen.items() if words}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=("fsdd", "commands"))
+    parser.add_argument("part", choices=("fsdd", "commands", "mixed"))
+    parser.add_argument("--split", default="test", choices=("validation", "test"),
+                        help="commands, mixed: whose commands (choose a method on validation speakers)")
+    parser.add_argument("--fsdd-speaker", default="george", help="mixed: whose digits are the new words")
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--takes", type=int)
     parser.add_argument("--steps", type=int, default=EnrollConfig().steps)
@@ -91,7 +122,8 @@ def main() -> None:
     parser.add_argument("--anchor-weight", type=float, default=EnrollConfig().anchor_weight)
     parser.add_argument("--extra-units", type=int, default=EnrollConfig().extra_units)
     parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate,
-                        help="with personal units (new words); re-recorded commands use EnrollConfig.top_layer_learning_rate")
+                        help="personal units and new words' output rows; a top layer adapted whole (re-recorded commands) "
+                             "uses EnrollConfig.top_layer_learning_rate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
@@ -111,12 +143,7 @@ def main() -> None:
         for speaker in args.speakers or ("george", "jackson", "lucas"):
             files = {w: [recordings / f"{d}_{speaker}_{t}.wav" for t in range(n_takes)] for d, w in enumerate(DIGITS)}
             model, seconds, size_kb, weights_kb = enroll_from(files, args.model, cfg)
-            clips, truth = [], []
-            for d, word in enumerate(DIGITS):
-                for t in range(n_takes, 50):
-                    take = check_take(word, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n)
-                    clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
-                    truth.append(word)
+            clips, truth = digit_clips(speaker, n_takes, cfg, fs, n)
             row = {"accuracy": round(accuracy(model, clips, truth), 4), "clips": len(truth),
                    "enroll_seconds": round(seconds, 1), "model_kb": round(size_kb), "weights_kb": round(weights_kb),
                    **world(model, validation, coffee)}
@@ -124,30 +151,34 @@ def main() -> None:
             print(f"{speaker}: {row}", flush=True)
     else:
         n_takes = args.takes or 3
-        root = SHARED / "speech_commands"
-        by_speaker: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
-        for rel, label in folder.splits["test"]:
-            if label in COMMANDS:
-                by_speaker[Path(rel).name.split("_nohash_")[0]][label].append(root / rel)
-        for speaker, words in sorted(by_speaker.items()):
-            chosen = {w: sorted(f) for w, f in words.items() if len(f) >= 4}
-            if not chosen or (args.speakers and speaker not in args.speakers):
+        digit_takes = {w: [SHARED / "fsdd" / "recordings" / f"{d}_{args.fsdd_speaker}_{t}.wav" for t in range(5)]
+                       for d, w in enumerate(DIGITS)}
+        for speaker, chosen in command_takes(folder, args.split).items():
+            if args.speakers and speaker not in args.speakers:
                 continue
-            model, seconds, size_kb, weights_kb = enroll_from({w: f[:n_takes] for w, f in chosen.items()},
-                                                              args.model, cfg)
+            files = {w: f[:n_takes] for w, f in chosen.items()}
+            if args.part == "mixed":
+                files.update(digit_takes)
+            model, seconds, size_kb, weights_kb = enroll_from(files, args.model, cfg)
             rest = [(w, p) for w, f in chosen.items() for p in f[n_takes:]]
             clips = [data.fit_length(read_audio(p, fs), n) for _, p in rest]
             truth = [w for w, _ in rest]
             row = {"words": len(chosen), "clips": len(rest), "personal": round(accuracy(model, clips, truth), 4),
                    "base": round(accuracy(base, clips, truth), 4), "enroll_seconds": round(seconds, 1),
                    **world(model, validation, coffee)}
+            if args.part == "mixed":
+                clips, truth = digit_clips(args.fsdd_speaker, 5, cfg, fs, n)
+                row["new_words"] = round(accuracy(model, clips, truth), 4)
             results["speakers"][speaker] = row
             print(f"{speaker}: {row}", flush=True)
         rows = results["speakers"].values()
         total = sum(r["clips"] for r in rows)
         results["pooled"] = {"clips": total,
                              "personal": round(sum(r["personal"] * r["clips"] for r in rows) / total, 4),
-                             "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4)}
+                             "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4),
+                             "validation_accuracy": round(float(np.mean([r["validation_accuracy"] for r in rows])), 4)}
+        if args.part == "mixed":
+            results["pooled"]["new_words"] = round(float(np.mean([r["new_words"] for r in rows])), 4)
         print(f"pooled: {results['pooled']}")
     print(json.dumps(results))
 

@@ -356,16 +356,24 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
                                  for i in range(0, len(replay_index), 256)])
             teacher_probs = torch.zeros(len(all_labels), n_base)
             teacher_probs[replay_index] = F.softmax(teacher / cfg.distill_temperature, dim=1)
-    anchors = [p.detach().clone() for p in split.top.parameters()] if cfg.anchor_weight else []
-    trainable = ((list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
-                 + (list(split.word_head.parameters()) if split.word_head is not None else []))
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
+    # An anchor (off by default) holds a top layer adapted for re-recorded commands near the base; never
+    # with new words, which need the layer to move (validation speakers, mixed: 0.787 new words with
+    # it, 0.950 without; docs/ENROLL.md).
+    anchors = ([p.detach().clone() for p in split.top.parameters()]
+               if cfg.anchor_weight and not extra_units and not new_words else [])
+    trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
+    groups = [{"params": trainable, "peak_lr": learning_rate}]
+    if split.word_head is not None:
+        # New words' rows start from prototypes and must move far, whatever the layer below does: at the
+        # whole-top-layer rate (re-recorded commands enrolled with them) they were under-trained.
+        groups.append({"params": list(split.word_head.parameters()), "peak_lr": cfg.learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.01)
     gen = torch.Generator().manual_seed(cfg.seed)
     negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
     delay_frames = int(round(300.0 / frontend.hop_ms))
     for step in range(cfg.steps):
         for group in optimizer.param_groups:   # cosine decay
-            group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            group["lr"] = group["peak_lr"] * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         half = max(1, int(round(cfg.own_share * cfg.batch_size)))
         rows = torch.cat([own_index[torch.randint(len(own_index), (half,), generator=gen)],
                           replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])

@@ -188,3 +188,25 @@ def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 12
     assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
+
+
+def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
+    """The mixed case: a built-in command re-recorded and new words in one enrollment. The whole top
+    layer adapts (no personal units); the new words still win on their held-out takes."""
+    from audio.io import read_audio
+    takes = _takes(tmp_path / "takes")
+    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
+    (takes / "yes").mkdir()
+    for i, gain in enumerate((1.0, 0.7)):
+        sf.write(takes / "yes" / f"{i}.wav", gain * yes, 16000)
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "m"), "--steps", "150", timeout_s=300)
+    assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 15
+    assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
+    held_out = [TAKES_DIR / f"{word}_{t}.wav" for word in WORDS for t in (4, 5)] + [DATA_DIR / "clips" / "yes.wav"]
+    out = run_cli("classify", "--json", "--model", str(tmp_path / "m"), *map(str, held_out))
+    assert out.returncode == 0, out.stderr
+    labels = [json.loads(line)["label"] for line in out.stdout.splitlines()]
+    assert labels[-1] == "yes", labels
+    assert sum(label == path.name.split("_")[0] for label, path in zip(labels[:-1], held_out)) >= 5, labels
