@@ -1,18 +1,23 @@
 """RNN vs LSTM vs GRU at matched parameter counts, same recipe; and how far back each one's gradient reaches.
 
-    .venv/bin/python benchmarks/compare_cells.py --data ../shared/data/speech_commands --out runs/cells \
-        [--epochs 30] [--skip-training]
+    .venv/bin/python benchmarks/compare_cells.py --out runs/cells [--epochs 25] [--reuse gru=assets/model] \
+        [--skip-training]
 
-Trains one model per cell with `speechcmd train` (same data, augmentation, seed, epochs), then prints
-a table (validation/test accuracy, parameters, microseconds per streaming frame on one thread) and
-writes docs/cells_memory.png: the norm of d(loss)/d(input frame) against how many frames before the
-decision that frame was, averaged over validation clips that sit at the end of 1 s of noise. A plain
-RNN's curve falls off fastest: the vanishing gradient through time of the source material.
+Trains one model per cell with the shipped model's recipe (scripts/train_shipped_model.sh with CELL and
+HIDDEN: the wav set plus the 2,294-speaker image set, same augmentation, seed and epochs), or takes an
+existing folder trained with that recipe (`--reuse gru=assets/model`: the shipped GRU is that recipe at
+hidden 128). Prints a table (both validation sets, wav test, parameters, microseconds per streaming frame
+on one thread, training speed) and writes two plots: docs/cells_curves.png (validation accuracy per
+epoch: where each cell stops improving) and docs/cells_memory.png (the norm of d(loss)/d(input frame)
+against how many frames before the decision that frame was, averaged over wav validation clips that sit
+at the end of 1 s of noise). A plain RNN's curve falls off fastest: the vanishing gradient through time
+of the source material.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,14 +37,9 @@ from model.data import load_eval_split, load_noise, random_noise_clip  # noqa: E
 HIDDEN = {"rnn": 229, "lstm": 110, "gru": 128}
 
 
-def train_all(data: str, out: Path, epochs: int) -> dict[str, float]:
-    minutes = {}
-    for cell, hidden in HIDDEN.items():
-        start = time.time()
-        subprocess.run([str(ROOT / ".venv/bin/speechcmd"), "train", "--data", data, "--out", str(out / cell),
-                        "--cell", cell, "--hidden-size", str(hidden), "--epochs", str(epochs), "--quiet"], check=True)
-        minutes[cell] = (time.time() - start) / 60
-    return minutes
+def train_cell(cell: str, out: Path, epochs: int) -> None:
+    env = {**os.environ, "CELL": cell, "HIDDEN": str(HIDDEN[cell]), "EPOCHS": str(epochs), "TUNE": "0"}
+    subprocess.run([str(ROOT / "scripts/train_shipped_model.sh"), str(out)], check=True, env=env, cwd=ROOT)
 
 
 def us_per_frame(network, n_mels: int) -> float:
@@ -68,37 +68,81 @@ def gradient_by_lag(model, waves: np.ndarray, labels: np.ndarray, noise_prefix: 
     return norms[::-1]  # index 0 = the decision frame
 
 
+def pooled_validation(row: dict, n_clips: dict[str, int]) -> float:
+    """The training's selection score from one history row: accuracy pooled over the validation sets."""
+    names = [name for name in n_clips if f"{name}_accuracy" in row]
+    return sum(row[f"{name}_accuracy"] * n_clips[name] for name in names) / sum(n_clips[name] for name in names)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/speech_commands"),
+                        help="the wav Speech Commands folder (validation clips and noise for the gradient plot)")
     parser.add_argument("--out", default="runs/cells")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="CELL=DIR",
+                        help="take this cell's model from DIR instead of training it (same recipe)")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "cells_memory.png"))
+    parser.add_argument("--curves", default=str(ROOT / "docs" / "cells_curves.png"))
     args = parser.parse_args()
     out = Path(args.out)
-    minutes = {} if args.skip_training else train_all(args.data, out, args.epochs)
+    folders = {cell: out / cell for cell in HIDDEN}
+    for item in args.reuse:
+        cell, _, path = item.partition("=")
+        if cell not in HIDDEN or not path:
+            parser.error(f"--reuse takes CELL=DIR with CELL one of {', '.join(HIDDEN)}, not {item!r}")
+        folders[cell] = Path(path)
+    if not args.skip_training:
+        for cell, folder in folders.items():
+            if folder.parent == out:
+                train_cell(cell, folder, args.epochs)
 
-    rows, curves = [], {}
-    for cell in HIDDEN:
-        model = load_checkpoint(out / cell)
-        metrics = model.extra["metrics"]
+    rows, curves, histories = [], {}, {}
+    for cell, folder in folders.items():
+        model = load_checkpoint(folder)
+        if model.network.cfg.cell != cell:
+            sys.exit(f"{folder} holds a {model.network.cfg.cell} network, not {cell}")
+        metrics, training = model.extra["metrics"], model.extra["training"]
+        n_clips = {name: m["clips"] for name, m in metrics.items() if name.startswith("validation") and "clips" in m}
+        history = json.loads((folder / "report.json").read_text())["history"]
+        histories[cell] = [(row["epoch"], pooled_validation(row, n_clips)) for row in history
+                           if "validation_accuracy" in row]
+        best = max(score for _, score in histories[cell])
+        # "Stops improving": the first epoch within 0.3 points of the run's best pooled validation.
+        plateau = next(epoch for epoch, score in histories[cell] if score >= best - 0.003)
         clips = load_eval_split(args.data, "validation", model.frontend)
         rng = np.random.default_rng(0)
         pick = rng.permutation(len(clips))[:128]
         noises = load_noise(args.data, model.frontend)
         prefix = np.stack([random_noise_clip(noises, "validation", model.frontend.clip_samples, rng) for _ in pick])
         curves[cell] = gradient_by_lag(model, clips.waves[pick], clips.labels[pick], prefix)
-        rows.append({"cell": cell, "hidden": HIDDEN[cell], "parameters": model.network.n_parameters(),
-                     "validation": metrics["validation"]["accuracy"], "test": metrics["test"]["accuracy"],
-                     "us_per_frame": us_per_frame(load_checkpoint(out / cell).network, model.frontend.n_mels),
-                     "train_minutes": minutes.get(cell, model.extra["training"]["minutes"]),
+        rows.append({"cell": cell, "folder": str(folder), "hidden": model.network.cfg.hidden_size,
+                     "parameters": model.network.n_parameters(),
+                     "validation_wav": metrics["validation"]["accuracy"],
+                     "validation_images": metrics.get("validation_images", {}).get("accuracy"),
+                     "test_wav": metrics["test"]["accuracy"],
+                     "best_epoch": training["best_epoch"], "epochs": len(history), "within_0.3_points_at": plateau,
+                     "us_per_frame": us_per_frame(load_checkpoint(folder).network, model.frontend.n_mels),
+                     "train_minutes": training["minutes"], "clips_per_s": training.get("clips_per_s"),
                      "grad_at_1s_over_grad_at_0": float(curves[cell][100] / curves[cell][0])})
     print(json.dumps(rows, indent=1))
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for cell, points in histories.items():
+        ax.plot([e for e, _ in points], [s for _, s in points], marker=".", label=cell.upper())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (both sets, pooled)")
+    ax.set_title("Each cell with the shipped recipe: when it stops improving", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.curves, dpi=110)
+    print(f"wrote {args.curves}")
+
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for cell, curve in curves.items():
         lags_ms = np.arange(curve.size) * model.frontend.hop_ms
