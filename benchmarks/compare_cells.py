@@ -68,8 +68,20 @@ def gradient_by_lag(model, waves: np.ndarray, labels: np.ndarray, noise_prefix: 
     return norms[::-1]  # index 0 = the decision frame
 
 
+def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def pooled_validation(row: dict, n_clips: dict[str, int]) -> float:
-    """The training's selection score from one history row: accuracy pooled over the validation sets."""
+    """Today's selection score from one history row: accuracy pooled over the validation sets (not the
+    row's own `selection_score`: v6 was trained when that was the mean of the sets' figures)."""
     names = [name for name in n_clips if f"{name}_accuracy" in row]
     return sum(row[f"{name}_accuracy"] * n_clips[name] for name in names) / sum(n_clips[name] for name in names)
 
@@ -123,7 +135,7 @@ def main() -> None:
                      "validation_images": metrics.get("validation_images", {}).get("accuracy"),
                      "test_wav": metrics["test"]["accuracy"],
                      "best_epoch": training["best_epoch"], "epochs": len(history), "within_0.3_points_at": plateau,
-                     "us_per_frame": us_per_frame(load_checkpoint(folder).network, model.frontend.n_mels),
+                     "us_per_frame": us_per_frame(model.network, model.frontend.n_mels),
                      "train_minutes": training["minutes"], "clips_per_s": training.get("clips_per_s"),
                      "grad_at_1s_over_grad_at_0": float(curves[cell][100] / curves[cell][0])})
     print(json.dumps(rows, indent=1))
@@ -134,14 +146,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for cell, points in histories.items():
         ax.plot([e for e, _ in points], [s for _, s in points], marker=".", label=cell.upper())
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (both sets, pooled)")
-    ax.set_title("Each cell with the shipped recipe: when it stops improving", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.curves, dpi=110)
-    print(f"wrote {args.curves}")
+    _save(fig, ax, "epoch", "validation accuracy (both sets, pooled)",
+          "Each cell with the shipped recipe: when it stops improving", args.curves)
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for cell, curve in curves.items():
@@ -149,14 +155,8 @@ def main() -> None:
         ax.semilogy(lags_ms, curve / curve[0], label=cell.upper())
     ax.axvline(model.frontend.clip_ms, color="gray", linestyle=":", linewidth=1)
     ax.text(model.frontend.clip_ms + 20, 1e-1, "noise before the word", fontsize=8, color="gray")
-    ax.set_xlabel("how long before the decision the input frame was (ms)")
-    ax.set_ylabel("gradient norm, relative to the last frame")
-    ax.set_title("How far back each trained cell's gradient reaches", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=110)
-    print(f"wrote {args.plot}")
+    _save(fig, ax, "how long before the decision the input frame was (ms)",
+          "gradient norm, relative to the last frame", "How far back each trained cell's gradient reaches", args.plot)
 
 
 if __name__ == "__main__":

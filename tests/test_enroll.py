@@ -20,6 +20,16 @@ def _takes(root, takes=range(4), words=WORDS):
     return root
 
 
+def _yes_takes(root):
+    """Two takes of the built-in `yes` (one committed clip, at two levels) in `root/yes/`."""
+    from audio.io import read_audio
+    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
+    (root / "yes").mkdir(parents=True)
+    for i, gain in enumerate((1.0, 0.7)):
+        sf.write(root / "yes" / f"{i}.wav", gain * yes, 16000)
+    return root
+
+
 @pytest.fixture(scope="module")
 def personal(tmp_path_factory):
     """One enrollment shared by the tests below: three new words, plus bad takes to be skipped."""
@@ -177,11 +187,7 @@ def test_a_new_word_that_sounds_like_a_command_is_named_in_a_warning(tmp_path):
 def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
     """A built-in command re-recorded needs the top layer's own features to move (personal units barely
     changed the test speakers' commands): then the top layer is fine-tuned, and no units are added."""
-    from audio.io import read_audio
-    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
-    (tmp_path / "takes" / "yes").mkdir(parents=True)
-    for i, gain in enumerate((1.0, 0.7)):
-        sf.write(tmp_path / "takes" / "yes" / f"{i}.wav", gain * yes, 16000)
+    _yes_takes(tmp_path / "takes")
     out = run_cli("enroll", "--takes", str(tmp_path / "takes"), "--out", str(tmp_path / "m"), "--steps", "20",
                   timeout_s=200)
     assert out.returncode == 0, out.stderr
@@ -193,12 +199,7 @@ def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
 def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
     """The mixed case: a built-in command re-recorded and new words in one enrollment. The whole top
     layer adapts (no personal units); the new words still win on their held-out takes."""
-    from audio.io import read_audio
-    takes = _takes(tmp_path / "takes")
-    yes = read_audio(DATA_DIR / "clips" / "yes.wav", 16000)
-    (takes / "yes").mkdir()
-    for i, gain in enumerate((1.0, 0.7)):
-        sf.write(takes / "yes" / f"{i}.wav", gain * yes, 16000)
+    takes = _yes_takes(_takes(tmp_path / "takes"))
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "m"), "--steps", "150", timeout_s=300)
     assert out.returncode == 0, out.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())
