@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/enrollment.py fsdd       [--model DIR] [--takes 5]
     .venv/bin/python benchmarks/enrollment.py commands   [--model DIR] [--takes 3] [--split test]
     .venv/bin/python benchmarks/enrollment.py mixed      [--model DIR] [--takes 3] [--split validation]
+    .venv/bin/python benchmarks/enrollment.py images     [--model DIR] [--takes 3] [--workers 2] [--blend 0 0.5]
 
 fsdd: each FSDD speaker (8 kHz, 50 takes per digit) enrolls the ten digits as ten new words from
   takes 0..N-1; accuracy on that speaker's other takes (trimmed and centred in 1 s as enrollment does,
@@ -14,17 +15,27 @@ commands: each speaker of the wav split (`--split`: validation speakers to choos
 mixed: the same speakers re-record their commands and, in the same enrollment, add the ten digits as
   new words from 5 takes of one FSDD speaker (`--fsdd-speaker`; no Speech Commands speaker says a
   non-command word 4 times, so the new words are another person's voice): both scored as above.
-Both: every personal model is also scored on what the rest of the world gets: the wav validation
+images: the same as commands on the log-mel images' 249 validation speakers (70 of them said a
+  command 4 times or more; 654 held-out clips), enrolled from the images' features directly (no
+  audio: no trimming or centring, which Speech Commands clips do not need). Ten times the wav
+  validation speakers' clips, and harder ones: this is where enrollment methods are chosen. Each
+  personal model is scored with each `--blend` share (the adapted top layer moved that share back
+  towards the base weights, `EnrollConfig.keep_base_share`), from one adaptation. World: the image
+  validation clips of the other speakers, the wav validation split, the coffee orders.
+All: every personal model is also scored on what the rest of the world gets: the wav validation
 split (12 classes, as `speechcmd evaluate`) and false alarms on the 60 held-out coffee orders
 (runs/coffee_heldout, made by scripts/train_shipped_model.sh), next to the base model's figures.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import multiprocessing
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +45,7 @@ from audio.features import LogMel
 from audio.io import find_audio_files, read_audio
 from model import data, feature_data
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.enroll import EnrollConfig, enroll
+from model.enroll import EnrollConfig, adapt, enroll, load_replay_bank
 from model.takes import check_take
 from model.evaluate import feature_posteriors
 from model.labels import COMMANDS
@@ -106,9 +117,101 @@ def command_takes(folder, split: str) -> dict[str, dict[str, list[Path]]]:
     return {s: words for s, words in chosen.items() if words}
 
 
+def image_command_takes(folder) -> dict[str, dict[str, list[int]]]:
+    """speaker -> command -> indices into the image validation set (sorted by name), 4 clips or more."""
+    by_speaker: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, path in enumerate(folder.paths):
+        word, name = path.split("/")
+        if word in COMMANDS:
+            by_speaker[name.split("_nohash_")[0]][word].append(i)
+    chosen = {s: {w: sorted(ix, key=lambda i: folder.paths[i]) for w, ix in words.items() if len(ix) >= 4}
+              for s, words in sorted(by_speaker.items())}
+    return {s: words for s, words in chosen.items() if words}
+
+
+_IMAGES: dict = {}   # per worker process: what every speaker's run reads
+
+
+def _image_worker_init(model_dir: str) -> None:
+    torch.set_num_threads(1)
+    base = load_checkpoint(model_dir)
+    fs = base.frontend.sample_rate_hz
+    images, _ = feature_data.eval_features(feature_data.open_folder(SHARED / "speech_commands_logmel"),
+                                           "validation", base.frontend)
+    wav_validation, _ = feature_data.eval_features(feature_data.open_folder(SHARED / "speech_commands"),
+                                                   "validation", base.frontend)
+    coffee = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_heldout"])])
+    _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee,
+                   replay=load_replay_bank(model_dir, tuple(base.labels)),
+                   base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
+
+
+def _image_speaker(job) -> tuple[str, dict]:
+    """One image validation speaker: adapt once, score each blend share."""
+    speaker, chosen, n_takes, cfg, blends = job
+    base, images = _IMAGES["base"], _IMAGES["images"]
+    enrolled = [i for ix in chosen.values() for i in ix[:n_takes]]
+    rest = np.array([i for ix in chosen.values() for i in ix[n_takes:]])
+    others = np.array([p.split("/")[1].split("_nohash_")[0] != speaker for p in images.paths])
+    started = time.monotonic()
+    split = adapt(base, tuple(base.labels), images.feats[enrolled], images.labels[enrolled],
+                  np.zeros((0,) + images.feats.shape[1:], np.float16), _IMAGES["replay"], cfg)
+    seconds = time.monotonic() - started
+    truth = images.labels[rest]
+    row = {"words": len(chosen), "clips": len(rest), "enroll_seconds": round(seconds, 1),
+           "base": round(float(np.mean(_IMAGES["base_predicted"][rest] == truth)), 4),
+           "base_other_speakers": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[others])), 4)}
+    for share in blends:
+        blended = copy.deepcopy(split)
+        if share:
+            blended.blend_with_base(share)
+        model = replace(base, network=blended.write_back(len(base.labels)))
+        predicted = feature_posteriors(model.network, images.feats).argmax(1)
+        row[f"blend {share}"] = {"personal": round(float(np.mean(predicted[rest] == truth)), 4),
+                                 "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
+                                 **world(model, _IMAGES["wav_validation"], _IMAGES["coffee"])}
+    return speaker, row
+
+
+def images_part(args, cfg: EnrollConfig) -> dict:
+    folder = feature_data.open_folder(SHARED / "speech_commands_logmel")
+    items = [(rel, label) for rel, label in folder.splits["validation"]]
+    index = type("Paths", (), {"paths": [rel for rel, _ in items]})
+    speakers = image_command_takes(index)
+    if args.speakers:
+        speakers = {s: w for s, w in speakers.items() if s in args.speakers}
+    if args.max_speakers:   # an even spread over the sorted names, not the first few
+        names = sorted(speakers)
+        keep = {names[i] for i in np.linspace(0, len(names) - 1, min(args.max_speakers, len(names))).astype(int)}
+        speakers = {s: w for s, w in speakers.items() if s in keep}
+    n_takes = args.takes or 3
+    _image_worker_init(args.model)   # also here: the indices must match what the workers load
+    assert [p for p in _IMAGES["images"].paths] == index.paths, "image validation clips failed to load"
+    jobs = [(s, w, n_takes, cfg, args.blend) for s, w in speakers.items()]
+    results = {"speakers": {}}
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+        for speaker, row in pool.imap_unordered(_image_speaker, jobs):
+            results["speakers"][speaker] = row
+            print(f"{speaker}: {json.dumps(row)}", flush=True)
+    rows = list(results["speakers"].values())
+    total = sum(r["clips"] for r in rows)
+    results["pooled"] = {"speakers": len(rows), "clips": total,
+                         "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4)}
+    for share in args.blend:
+        key = f"blend {share}"
+        results["pooled"][key] = {
+            "personal": round(sum(r[key]["personal"] * r["clips"] for r in rows) / total, 4),
+            "below_base": sum(r[key]["personal"] < r["base"] for r in rows),
+            "forgetting_images_pt": round(100 * float(np.mean([r["base_other_speakers"] - r[key]["other_speakers"] for r in rows])), 2),
+            "wav_validation": round(float(np.mean([r[key]["validation_accuracy"] for r in rows])), 4),
+            "coffee_alarms": round(float(np.mean([r[key]["coffee_false_alarms"] for r in rows])), 2)}
+    print(f"pooled: {json.dumps(results['pooled'])}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=("fsdd", "commands", "mixed"))
+    parser.add_argument("part", choices=("fsdd", "commands", "mixed", "images"))
     parser.add_argument("--split", default="test", choices=("validation", "test"),
                         help="commands, mixed: whose commands (choose a method on validation speakers)")
     parser.add_argument("--fsdd-speaker", default="george", help="mixed: whose digits are the new words")
@@ -124,11 +227,23 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate,
                         help="personal units and new words' output rows; a top layer adapted whole (re-recorded commands) "
                              "uses EnrollConfig.top_layer_learning_rate")
+    parser.add_argument("--top-lr", type=float, default=EnrollConfig().top_layer_learning_rate,
+                        help="a top layer adapted whole (re-recorded commands)")
+    parser.add_argument("--blend", type=float, nargs="*", default=[EnrollConfig().keep_base_share],
+                        help="images: base shares to score (keep_base_share), from one adaptation")
+    parser.add_argument("--keep-base", type=float, default=EnrollConfig().keep_base_share,
+                        help="fsdd, commands, mixed: EnrollConfig.keep_base_share")
+    parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
+    parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
-                       extra_units=args.extra_units, learning_rate=args.lr)
+                       extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
+                       keep_base_share=args.keep_base)
+    if args.part == "images":
+        print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))
+        return
     base = load_checkpoint(args.model)
     fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples
     folder = feature_data.open_folder(SHARED / "speech_commands")

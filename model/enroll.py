@@ -112,6 +112,7 @@ class _Split(torch.nn.Module):
         n_top = cfg.hidden_size + max(cfg.extra_top_units, extra_units) if extra_units else n_old
         n_frozen = cfg.hidden_size                   # the base model's own units
         self.extra_units = n_top - cfg.hidden_size
+        self.personal = bool(extra_units)            # personal units beside frozen base units (else: all adapts)
         inputs = cfg.hidden_size if cfg.n_layers > 1 else (cfg.conv_channels or cfg.n_mels)
         cell = torch.nn.GRU if extra_units else type(base_top)
         self.top = cell(inputs, n_top, num_layers=1, batch_first=True)
@@ -160,6 +161,10 @@ class _Split(torch.nn.Module):
                     mask[row, :n_frozen], bias_mask[row] = True, True
                 self.frozen["head.weight"] = (mask, self.head.weight.detach().clone())
                 self.frozen["head.bias"] = (bias_mask, self.head.bias.detach().clone())
+        # What the base model had, for blending an adapted whole top layer back towards it (WiSE-FT)
+        self.base_values = ({} if extra_units else
+                            {name: p.detach().clone() for name, p in self.named_parameters()
+                             if name.startswith(("top.", "head."))})
         self.bottom = None
         if below is not None:
             n_below = below.num_layers if network.top is not None else cfg.n_layers - 1
@@ -188,6 +193,15 @@ class _Split(torch.nn.Module):
                     if name == "weight_hh":   # reads the base units as its source does; not the personal ones
                         weights[row, n_base:] = 0.0
         return sources
+
+    @torch.no_grad()
+    def blend_with_base(self, base_share: float) -> None:
+        """Each adapted weight of the top layer and head moved `base_share` of the way back to the base
+        model's (weight-space ensembling, WiSE-FT, Wortsman et al. 2022): most of the user's gain at
+        a fraction of the forgetting, since both ends are good solutions of the same basin."""
+        params = dict(self.named_parameters())
+        for name, base_value in self.base_values.items():
+            params[name].mul_(1.0 - base_share).add_(base_value, alpha=base_share)
 
     @torch.no_grad()
     def restore_frozen(self) -> None:
@@ -255,7 +269,6 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise EnrollError(f"{out_dir} already exists and is not empty: choose another --out or remove it")
-    torch.manual_seed(cfg.seed)
     base = load_checkpoint(base_dir)
     frontend = base.frontend
     takes = read_takes(takes_dir, cfg, frontend.sample_rate_hz, frontend.clip_samples)
@@ -282,14 +295,62 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     clips = np.stack([t.samples for t in word_takes])
     take_feats = log_mel(torch.from_numpy(clips)).numpy().astype(np.float16)
     take_labels = np.array([labels.index(t.word) for t in word_takes])
-    sets = [FeatureSet(take_feats, take_labels, np.zeros(len(word_takes), bool), [t.path for t in word_takes])]
     crops = unknown_crops(used, frontend.clip_samples)
-    if crops:
-        sets.append(FeatureSet(log_mel(torch.from_numpy(np.stack(crops))).numpy().astype(np.float16),
-                               np.full(len(crops), labels.index(UNKNOWN)), np.zeros(len(crops), bool),
-                               [f"unknown-{i}" for i in range(len(crops))]))
+    crop_feats = (log_mel(torch.from_numpy(np.stack(crops))).numpy().astype(np.float16) if crops
+                  else np.zeros((0,) + take_feats.shape[1:], np.float16))
     if progress:
         progress(0.05)
+    split = adapt(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress)
+    adapted = split.write_back(len(labels))
+    warnings = _unheard_words(split, take_feats, take_labels, labels)
+    summary = {
+        "enrollment": {
+            "base_model": str(Path(base_dir).resolve()),
+            "base_labels": list(base.labels),
+            "words": words, "new_words": new_words,
+            "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
+            "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
+            "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if split.personal else 0, len(new_words)),
+            "warnings": warnings,
+            "settings": asdict(cfg),
+            "seconds": round(time.monotonic() - started, 1),
+        },
+        "base_metrics": base.extra.get("metrics", {}),
+    }
+    # Written next to the destination, then renamed: a failure leaves nothing half-written behind.
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        save_checkpoint(partial, adapted, labels, frontend, base.detector, summary)
+        # The personal model can be enrolled on again: it carries the bank, plus the user's own takes,
+        # so that a later enrollment replays these words too (labels stored by name).
+        _extend_bank(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE, labels, take_feats, take_labels)
+        if out_dir.exists():
+            out_dir.rmdir()   # empty (checked above)
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if progress:
+        progress(1.0)
+    return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started, warnings)
+
+
+def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np.ndarray, crop_feats: np.ndarray,
+          replay: FeatureSet, cfg: EnrollConfig = EnrollConfig(), progress=None) -> "_Split":
+    """The adaptation itself, on features: `take_feats` [N, frames, mel] of the user's words (label
+    indices into `labels`, the base's labels then the new words), `crop_feats` of the user's other
+    speech (may be empty). Returns the trained split network (`write_back` makes the model).
+    `enroll` calls it on recordings; benchmarks/enrollment.py also on the log-mel images."""
+    frontend = base.frontend
+    torch.manual_seed(cfg.seed)
+    sets = [FeatureSet(take_feats, take_labels, np.zeros(len(take_labels), bool), [f"take-{i}" for i in range(len(take_labels))])]
+    if len(crop_feats):
+        sets.append(FeatureSet(crop_feats, np.full(len(crop_feats), labels.index(UNKNOWN)), np.zeros(len(crop_feats), bool),
+                               [f"unknown-{i}" for i in range(len(crop_feats))]))
+    words = sorted({labels[i] for i in np.unique(take_labels)})
+    new_words = [w for w in words if w not in base.labels]
 
     # The examples, made once: each take and crop many times over, augmented; the replay bank as is
     # apart from light augmentation. Silence comes from the bank's `_silence_` clips.
@@ -327,7 +388,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     # With personal units no built-in command was recorded: the standard labels are frozen, except
     # `_unknown_`'s weights from the personal units when the user's talk is given and no new word
     # (re-enrolling an earlier enrollment's word). Words of an earlier enrollment are the user's: they train.
-    recorded = set(words) | ({UNKNOWN} if crops and not new_words else set())
+    recorded = set(words) | ({UNKNOWN} if len(crop_feats) and not new_words else set())
     open_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name in recorded)
     frozen_rows = tuple(i for i, name in enumerate(base.labels) if name in LABELS and name not in recorded)
     split = _Split(copy.deepcopy(base.network).eval(), len(labels), labels.index(UNKNOWN), extra_units,
@@ -401,40 +462,9 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         if progress and step % 25 == 0:
             progress(0.25 + 0.7 * step / cfg.steps)
 
-    adapted = split.write_back(len(labels))
-    warnings = _unheard_words(split, take_feats, take_labels, labels)
-    summary = {
-        "enrollment": {
-            "base_model": str(Path(base_dir).resolve()),
-            "base_labels": list(base.labels),
-            "words": words, "new_words": new_words,
-            "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
-            "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
-            "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if extra_units else 0, len(new_words)),
-            "warnings": warnings,
-            "settings": asdict(cfg),
-            "seconds": round(time.monotonic() - started, 1),
-        },
-        "base_metrics": base.extra.get("metrics", {}),
-    }
-    # Written next to the destination, then renamed: a failure leaves nothing half-written behind.
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    try:
-        save_checkpoint(partial, adapted, labels, frontend, base.detector, summary)
-        # The personal model can be enrolled on again: it carries the bank, plus the user's own takes,
-        # so that a later enrollment replays these words too (labels stored by name).
-        _extend_bank(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE, labels, take_feats, take_labels)
-        if out_dir.exists():
-            out_dir.rmdir()   # empty (checked above)
-        partial.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if progress:
-        progress(1.0)
-    return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started, warnings)
+    if cfg.keep_base_share and split.base_values:
+        split.blend_with_base(cfg.keep_base_share)
+    return split
 
 
 @torch.no_grad()
@@ -460,8 +490,9 @@ def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int) -> s
         return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
                 f"frozen), {n_new} new word(s) in a word head that splits {UNKNOWN}; the built-in labels' "
                 "outputs frozen")
+    blended = f" (then moved {cfg.keep_base_share:g} of the way back to the base weights)" if cfg.keep_base_share else ""
     return ((f"the top {net_cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
-             else "the output layer") + f"; {n_new} new output row(s); everything below frozen")
+             else "the output layer") + f"{blended}; {n_new} new output row(s); everything below frozen")
 
 
 def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,

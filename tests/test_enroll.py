@@ -211,3 +211,26 @@ def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
     labels = [json.loads(line)["label"] for line in out.stdout.splitlines()]
     assert labels[-1] == "yes", labels
     assert sum(label == path.name.split("_")[0] for label, path in zip(labels[:-1], held_out)) >= 5, labels
+
+
+def test_keep_base_moves_a_re_recorded_top_layer_back_to_the_base(tmp_path):
+    """--keep-base 1 blends the adapted top layer all the way back: the base model's outputs on every
+    clip, exactly; without it the same enrollment changes them. Out of range: one line, nothing written."""
+    takes = _yes_takes(tmp_path / "takes")
+    clips = [str(DATA_DIR / "clips" / f"{word}.wav") for word in ("yes", "no", "left", "house")]
+    scores = {}
+    for share in ("0", "1"):
+        out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / share), "--steps", "30",
+                      "--keep-base", share, timeout_s=200)
+        assert out.returncode == 0, out.stderr
+        out = run_cli("classify", "--json", "--model", str(tmp_path / share), *clips)
+        scores[share] = [(r["label"], r["score"]) for r in map(json.loads, out.stdout.splitlines())]
+    config = json.loads((tmp_path / "1" / "config.json").read_text())["enrollment"]
+    assert config["settings"]["keep_base_share"] == 1.0 and "moved 1 of the way back" in config["adapted"]
+    out = run_cli("classify", "--json", *clips)
+    base = [(r["label"], r["score"]) for r in map(json.loads, out.stdout.splitlines())]
+    assert scores["1"] == base
+    assert scores["0"] != base
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "bad"), "--keep-base", "1.5")
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1 and "--keep-base" in out.stderr
+    assert not (tmp_path / "bad").exists()
