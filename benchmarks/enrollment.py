@@ -45,7 +45,7 @@ from audio.features import LogMel
 from audio.io import find_audio_files, read_audio
 from model import data, feature_data
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.enroll import EnrollConfig, adapt, enroll, load_replay_bank
+from model.enroll import EnrollConfig, adapt, choose_base_share, enroll, load_replay_bank
 from model.takes import check_take
 from model.evaluate import feature_posteriors
 from model.labels import COMMANDS
@@ -163,12 +163,21 @@ def _image_speaker(job) -> tuple[str, dict]:
            "base_other_speakers": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[others])), 4)}
     for share in blends:
         blended = copy.deepcopy(split)
-        if share:
+        if share == "auto":   # the shipped rule: the largest share the speaker's own takes allow
+            clean = blended.features(torch.from_numpy(images.feats[enrolled].astype(np.float32)))
+            chosen_share = choose_base_share(blended, clean, torch.from_numpy(images.labels[enrolled]),
+                                             replace(cfg, keep_base_share=None))
+        elif share:
             blended.blend_with_base(share)
         model = replace(base, network=blended.write_back(len(base.labels)))
         predicted = feature_posteriors(model.network, images.feats).argmax(1)
+        own = feature_posteriors(model.network, images.feats[enrolled])   # the takes it was enrolled from
+        own_truth = images.labels[enrolled]
         row[f"blend {share}"] = {"personal": round(float(np.mean(predicted[rest] == truth)), 4),
+                                 "takes_accuracy": round(float(np.mean(own.argmax(1) == own_truth)), 4),
+                                 "takes_probability": round(float(np.mean(own[np.arange(len(own_truth)), own_truth])), 4),
                                  "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
+                                 **({"share": chosen_share} if share == "auto" else {}),
                                  **world(model, _IMAGES["wav_validation"], _IMAGES["coffee"])}
     return speaker, row
 
@@ -229,10 +238,12 @@ def main() -> None:
                              "uses EnrollConfig.top_layer_learning_rate")
     parser.add_argument("--top-lr", type=float, default=EnrollConfig().top_layer_learning_rate,
                         help="a top layer adapted whole (re-recorded commands)")
-    parser.add_argument("--blend", type=float, nargs="*", default=[EnrollConfig().keep_base_share],
-                        help="images: base shares to score (keep_base_share), from one adaptation")
-    parser.add_argument("--keep-base", type=float, default=EnrollConfig().keep_base_share,
-                        help="fsdd, commands, mixed: EnrollConfig.keep_base_share")
+    parser.add_argument("--blend", nargs="*", default=["0", "auto"],
+                        help="images: base shares to score (numbers, or auto: the shipped rule), from one adaptation")
+    parser.add_argument("--keep-base", default="auto", help="fsdd, commands, mixed: EnrollConfig.keep_base_share "
+                        "(auto: chosen on the takes, EnrollConfig.base_share_tolerance)")
+    parser.add_argument("--tolerance", type=float, default=EnrollConfig().base_share_tolerance,
+                        help="EnrollConfig.base_share_tolerance")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
@@ -240,7 +251,9 @@ def main() -> None:
     cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
-                       keep_base_share=args.keep_base)
+                       keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
+                       base_share_tolerance=args.tolerance)
+    args.blend = [b if b == "auto" else float(b) for b in args.blend]
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))
         return
@@ -280,6 +293,7 @@ def main() -> None:
             truth = [w for w, _ in rest]
             row = {"words": len(chosen), "clips": len(rest), "personal": round(accuracy(model, clips, truth), 4),
                    "base": round(accuracy(base, clips, truth), 4), "enroll_seconds": round(seconds, 1),
+                   "kept_base_share": model.extra.get("enrollment", {}).get("kept_base_share"),
                    **world(model, validation, coffee)}
             if args.part == "mixed":
                 clips, truth = digit_clips(args.fsdd_speaker, 5, cfg, fs, n)

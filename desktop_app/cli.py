@@ -134,10 +134,14 @@ def cmd_enroll(args) -> int:
     torch.set_num_threads(1)   # small sequential steps: a second thread costs more than it gives, and the GUI keeps a core
     from model.model_config import default_model_dir
     base = args.model or str(default_model_dir())
-    if not 0.0 <= args.keep_base <= 1.0:
-        raise UserError(f"--keep-base must be between 0 and 1, not {args.keep_base}")
+    try:
+        keep_base = None if args.keep_base == "auto" else float(args.keep_base)
+    except ValueError:
+        keep_base = -1.0
+    if keep_base is not None and not 0.0 <= keep_base <= 1.0:
+        raise UserError(f"--keep-base must be auto or a number from 0 to 1, not {args.keep_base}")
     cfg = EnrollConfig(min_takes=args.min_takes, steps=args.steps, extra_units=args.personal_units,
-                       keep_base_share=args.keep_base)
+                       keep_base_share=keep_base)
     try:
         result = enroll(args.takes, args.out, base, cfg)
     except EnrollError as exc:
@@ -377,10 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     from model.takes import EnrollConfig   # no torch: the defaults shown are the ones enroll uses
     p.add_argument("--min-takes", type=int, default=EnrollConfig.min_takes, help="good takes each word needs")
     p.add_argument("--steps", type=int, default=EnrollConfig.steps, help="adaptation steps")
-    p.add_argument("--keep-base", type=float, default=EnrollConfig.keep_base_share,
-                   help="when built-in commands are re-recorded: the share of the way the adapted top layer is moved "
-                        "back to the base model's weights afterwards (0: not at all, 1: the base model's commands); "
-                        "less forgetting of other voices for a little of the gain on yours (docs/ENROLL.md)")
+    p.add_argument("--keep-base", default="auto",
+                   help="when built-in commands are re-recorded (and no new word): the share of the way the adapted "
+                        "top layer is moved back to the base model's weights afterwards, 0 (not at all) to 1 (the base "
+                        "model); less forgetting of other voices for some of the gain on yours. auto (default): the "
+                        "largest share at which your takes are still recognized as well (docs/ENROLL.md)")
     p.add_argument("--personal-units", type=int, default=EnrollConfig.extra_units,
                    help="for new words: units added to the top GRU layer while the base model's stay frozen (the "
                         "built-in commands keep the base model's probabilities); 0: the whole top layer adapts, as it "

@@ -37,8 +37,12 @@ class EnrollConfig:
                                      # built-in commands are re-recorded; never with new words (it held them
                                      # back). Off: 1.0 cut forgetting on validation speakers (1.5 -> 1.1
                                      # points) but left test speakers' commands below the base (docs/ENROLL.md)
-    keep_base_share: float = 0.0     # a whole top layer adapted (re-recorded commands) is blended this share
-                                     # of the way back to the base weights afterwards (WiSE-FT)
+    keep_base_share: float | None = None   # a whole top layer adapted for re-recorded commands (no new words) is
+                                     # blended this share of the way back to the base weights afterwards
+                                     # (WiSE-FT); None: the largest candidate the user's takes allow
+    base_share_candidates: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    base_share_tolerance: float = 0.02   # the right word's mean probability on the takes may drop this much
+                                     # (chosen on the image validation speakers: docs/ENROLL.md)
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0

@@ -194,6 +194,9 @@ def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 12
     assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
+    # auto: a share was chosen on the takes (the shipped model already hears this `yes`: some way back)
+    share = config["enrollment"]["kept_base_share"]
+    assert share in (0.0,) + tuple(config["enrollment"]["settings"]["base_share_candidates"])
 
 
 def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
@@ -205,6 +208,7 @@ def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 15
     assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
+    assert config["enrollment"]["kept_base_share"] == 0.0   # never blended back with new words
     held_out = [TAKES_DIR / f"{word}_{t}.wav" for word in WORDS for t in (4, 5)] + [DATA_DIR / "clips" / "yes.wav"]
     out = run_cli("classify", "--json", "--model", str(tmp_path / "m"), *map(str, held_out))
     assert out.returncode == 0, out.stderr
@@ -234,3 +238,39 @@ def test_keep_base_moves_a_re_recorded_top_layer_back_to_the_base(tmp_path):
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "bad"), "--keep-base", "1.5")
     assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1 and "--keep-base" in out.stderr
     assert not (tmp_path / "bad").exists()
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "bad"), "--keep-base", "most")
+    assert out.returncode != 0 and "auto or a number" in out.stderr and not (tmp_path / "bad").exists()
+
+
+def test_the_base_share_is_the_largest_the_takes_allow():
+    """choose_base_share: with an "adaptation" that changed nothing, all the way to the largest
+    candidate; with one the takes need (every take now read as `stop`), only as far back as keeps
+    them `stop`, and the weights are then exactly that blend."""
+    import copy
+
+    import torch
+
+    from audio.features import LogMel
+    from audio.io import read_audio
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from model.data import fit_length
+    from model.enroll import EnrollConfig, _Split, choose_base_share
+
+    base = load_checkpoint(default_model_dir())
+    words = ("yes", "no", "left", "house")
+    clips = np.stack([fit_length(read_audio(DATA_DIR / "clips" / f"{w}.wav", 16000), 16000) for w in words])
+    feats = LogMel(base.frontend)(torch.from_numpy(clips.astype(np.float32)))
+    cfg = EnrollConfig()
+    split = _Split(copy.deepcopy(base.network).eval(), 12, base.labels.index("_unknown_"))
+    inputs = split.features(feats)
+    truth = torch.tensor([base.labels.index(w if w in base.labels else "_unknown_") for w in words])
+    assert choose_base_share(split, inputs, truth, cfg) == max(cfg.base_share_candidates)
+
+    split = _Split(copy.deepcopy(base.network).eval(), 12, base.labels.index("_unknown_"))
+    stop = base.labels.index("stop")
+    with torch.no_grad():
+        split.head.bias[stop] += 12.0
+    share = choose_base_share(split, inputs, torch.full((len(words),), stop), cfg)
+    assert 0.0 < share < max(cfg.base_share_candidates)
+    assert torch.allclose(split.head.bias[stop], base.network.head.bias[stop] + 12.0 * (1 - share))
+    assert (split(inputs)[0][:, -1].argmax(1) == stop).all()
