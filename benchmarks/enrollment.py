@@ -141,7 +141,10 @@ def _image_worker_init(model_dir: str) -> None:
     wav_validation, _ = feature_data.eval_features(feature_data.open_folder(SHARED / "speech_commands"),
                                                    "validation", base.frontend)
     coffee = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_heldout"])])
-    _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee,
+    # The training half of the coffee orders: running speech a model folder could carry, to see whether
+    # alarms there foretell alarms on the held-out half
+    coffee_train = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_train"])])
+    _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee, coffee_train=coffee_train,
                    replay=load_replay_bank(model_dir, tuple(base.labels)),
                    base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
 
@@ -178,6 +181,7 @@ def _image_speaker(job) -> tuple[str, dict]:
                                  "takes_probability": round(float(np.mean(own[np.arange(len(own_truth)), own_truth])), 4),
                                  "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
                                  **({"share": chosen_share} if share == "auto" else {}),
+                                 "coffee_train_alarms": len(StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
                                  **world(model, _IMAGES["wav_validation"], _IMAGES["coffee"])}
     return speaker, row
 
