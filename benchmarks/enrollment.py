@@ -45,10 +45,10 @@ from audio.features import LogMel
 from audio.io import find_audio_files, read_audio
 from model import data, feature_data
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.enroll import EnrollConfig, adapt, choose_base_share, enroll, load_replay_bank
-from model.takes import check_take
+from model.enroll import EnrollConfig, adapt, choose_base_share, enroll, load_replay_bank, unknown_crops
+from model.takes import Take, check_take
 from model.evaluate import feature_posteriors
-from model.labels import COMMANDS
+from model.labels import COMMANDS, UNKNOWN
 from model.streaming import StreamingRecognizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,19 @@ def image_command_takes(folder) -> dict[str, dict[str, list[int]]]:
 _IMAGES: dict = {}   # per worker process: what every speaker's run reads
 
 
-def _image_worker_init(model_dir: str) -> None:
+def running_speech_replay(replay, coffee_files, frontend, labels, n_crops: int):
+    """The replay bank plus 1 s crops of running speech (the training coffee orders, which the base
+    model was trained on as `_unknown_`), labelled `_unknown_`: what a model folder could carry."""
+    takes = [Take(UNKNOWN, str(p), read_audio(p, frontend.sample_rate_hz)) for p in coffee_files]
+    crops = np.stack(unknown_crops(takes, frontend.clip_samples))
+    crops = crops[np.linspace(0, len(crops) - 1, min(n_crops, len(crops))).astype(int)]
+    feats = LogMel(frontend)(torch.from_numpy(crops)).numpy().astype(np.float16)
+    extra = feature_data.FeatureSet(feats, np.full(len(feats), labels.index(UNKNOWN)), np.zeros(len(feats), bool),
+                                    [f"running-{i}" for i in range(len(feats))])
+    return feature_data.concat(replay, extra)
+
+
+def _image_worker_init(model_dir: str, running_speech: int = 0) -> None:
     torch.set_num_threads(1)
     base = load_checkpoint(model_dir)
     fs = base.frontend.sample_rate_hz
@@ -145,7 +157,10 @@ def _image_worker_init(model_dir: str) -> None:
     # alarms there foretell alarms on the held-out half
     coffee_train = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_train"])])
     _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee, coffee_train=coffee_train,
-                   replay=load_replay_bank(model_dir, tuple(base.labels)),
+                   replay=(running_speech_replay(load_replay_bank(model_dir, tuple(base.labels)),
+                                                 find_audio_files([ROOT / "runs" / "coffee_train"]), base.frontend,
+                                                 tuple(base.labels), running_speech) if running_speech
+                           else load_replay_bank(model_dir, tuple(base.labels))),
                    base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
 
 
@@ -198,11 +213,13 @@ def images_part(args, cfg: EnrollConfig) -> dict:
         keep = {names[i] for i in np.linspace(0, len(names) - 1, min(args.max_speakers, len(names))).astype(int)}
         speakers = {s: w for s, w in speakers.items() if s in keep}
     n_takes = args.takes or 3
-    _image_worker_init(args.model)   # also here: the indices must match what the workers load
+    _image_worker_init(args.model, args.running_speech)   # once, here: the forked workers share it
+    if args.running_speech:   # every replay clip used: the bank's and the crops
+        cfg = replace(cfg, replay_clips=len(_IMAGES["replay"]))
     assert [p for p in _IMAGES["images"].paths] == index.paths, "image validation clips failed to load"
     jobs = [(s, w, n_takes, cfg, args.blend) for s, w in speakers.items()]
     results = {"speakers": {}}
-    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:   # forked: they share _IMAGES
         for speaker, row in pool.imap_unordered(_image_speaker, jobs):
             results["speakers"][speaker] = row
             print(f"{speaker}: {json.dumps(row)}", flush=True)
@@ -248,6 +265,8 @@ def main() -> None:
                         "(auto: chosen on the takes, EnrollConfig.base_share_tolerance)")
     parser.add_argument("--tolerance", type=float, default=EnrollConfig().base_share_tolerance,
                         help="EnrollConfig.base_share_tolerance")
+    parser.add_argument("--running-speech", type=int, default=0, metavar="N",
+                        help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
