@@ -265,6 +265,8 @@ def main() -> None:
                         "(auto: chosen on the takes, EnrollConfig.base_share_tolerance)")
     parser.add_argument("--tolerance", type=float, default=EnrollConfig().base_share_tolerance,
                         help="EnrollConfig.base_share_tolerance")
+    parser.add_argument("--two-passes", action="store_true",
+                        help="mixed: the commands first, then the new words with personal units (EnrollConfig.two_passes)")
     parser.add_argument("--running-speech", type=int, default=0, metavar="N",
                         help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
@@ -275,7 +277,7 @@ def main() -> None:
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
-                       base_share_tolerance=args.tolerance)
+                       base_share_tolerance=args.tolerance, two_passes=args.two_passes)
     args.blend = [b if b == "auto" else float(b) for b in args.blend]
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))

@@ -274,3 +274,20 @@ def test_the_base_share_is_the_largest_the_takes_allow():
     assert 0.0 < share < max(cfg.base_share_candidates)
     assert torch.allclose(split.head.bias[stop], base.network.head.bias[stop] + 12.0 * (1 - share))
     assert (split(inputs)[0][:, -1].argmax(1) == stop).all()
+
+
+def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path):
+    """EnrollConfig.two_passes (off by default, measured in docs/ENROLL.md): the re-recorded command
+    adapts the whole top layer first, then the new words get personal units on that model."""
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from model.enroll import EnrollConfig, enroll
+
+    takes = _yes_takes(_takes(tmp_path / "takes"))
+    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, two_passes=True))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["network"]["extra_top_units"] == 32 and config["network"]["n_labels"] == 15
+    assert config["enrollment"]["adapted"].startswith("first the top GRU layer and the output layer")
+    out = run_cli("classify", "--json", "--model", str(tmp_path / "m"), str(DATA_DIR / "clips" / "yes.wav"),
+                  str(TAKES_DIR / "two_5.wav"))
+    assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["yes", "two"]
+    assert load_checkpoint(tmp_path / "m").labels[-3:] == ("one", "two", "zero")
