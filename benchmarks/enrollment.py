@@ -117,19 +117,20 @@ def command_takes(folder, split: str) -> dict[str, dict[str, list[Path]]]:
     return {s: words for s, words in chosen.items() if words}
 
 
-def image_command_takes(folder) -> dict[str, dict[str, list[int]]]:
-    """speaker -> command -> indices into the image validation set (sorted by name), 4 clips or more."""
+def image_command_takes(paths: list[str]) -> dict[str, dict[str, list[int]]]:
+    """speaker -> command -> indices into `paths` (the image validation clips; sorted by name), for the
+    commands said 4 times or more."""
     by_speaker: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for i, path in enumerate(folder.paths):
+    for i, path in enumerate(paths):
         word, name = path.split("/")
         if word in COMMANDS:
             by_speaker[name.split("_nohash_")[0]][word].append(i)
-    chosen = {s: {w: sorted(ix, key=lambda i: folder.paths[i]) for w, ix in words.items() if len(ix) >= 4}
+    chosen = {s: {w: sorted(ix, key=lambda i: paths[i]) for w, ix in words.items() if len(ix) >= 4}
               for s, words in sorted(by_speaker.items())}
     return {s: words for s, words in chosen.items() if words}
 
 
-_IMAGES: dict = {}   # per worker process: what every speaker's run reads
+_IMAGES: dict = {}   # what every speaker's run reads: loaded once, shared by the forked workers
 
 
 def running_speech_replay(replay, coffee_files, frontend, labels, n_crops: int):
@@ -155,13 +156,13 @@ def _image_worker_init(model_dir: str, running_speech: int = 0) -> None:
     coffee = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_heldout"])])
     # The training half of the coffee orders: running speech a model folder could carry, to see whether
     # alarms there foretell alarms on the held-out half
-    coffee_train = np.concatenate([read_audio(p, fs) for p in find_audio_files([ROOT / "runs" / "coffee_train"])])
+    train_files = find_audio_files([ROOT / "runs" / "coffee_train"])
+    coffee_train = np.concatenate([read_audio(p, fs) for p in train_files])
+    replay = load_replay_bank(model_dir, tuple(base.labels))
+    if running_speech:
+        replay = running_speech_replay(replay, train_files, base.frontend, tuple(base.labels), running_speech)
     _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee, coffee_train=coffee_train,
-                   replay=(running_speech_replay(load_replay_bank(model_dir, tuple(base.labels)),
-                                                 find_audio_files([ROOT / "runs" / "coffee_train"]), base.frontend,
-                                                 tuple(base.labels), running_speech) if running_speech
-                           else load_replay_bank(model_dir, tuple(base.labels))),
-                   base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
+                   replay=replay, base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
 
 
 def _image_speaker(job) -> tuple[str, dict]:
@@ -203,9 +204,8 @@ def _image_speaker(job) -> tuple[str, dict]:
 
 def images_part(args, cfg: EnrollConfig) -> dict:
     folder = feature_data.open_folder(SHARED / "speech_commands_logmel")
-    items = [(rel, label) for rel, label in folder.splits["validation"]]
-    index = type("Paths", (), {"paths": [rel for rel, _ in items]})
-    speakers = image_command_takes(index)
+    paths = [rel for rel, _ in folder.splits["validation"]]
+    speakers = image_command_takes(paths)
     if args.speakers:
         speakers = {s: w for s, w in speakers.items() if s in args.speakers}
     if args.max_speakers:   # an even spread over the sorted names, not the first few
@@ -216,7 +216,7 @@ def images_part(args, cfg: EnrollConfig) -> dict:
     _image_worker_init(args.model, args.running_speech)   # once, here: the forked workers share it
     if args.running_speech:   # every replay clip used: the bank's and the crops
         cfg = replace(cfg, replay_clips=len(_IMAGES["replay"]))
-    assert [p for p in _IMAGES["images"].paths] == index.paths, "image validation clips failed to load"
+    assert _IMAGES["images"].paths == paths, "image validation clips failed to load"
     jobs = [(s, w, n_takes, cfg, args.blend) for s, w in speakers.items()]
     results = {"speakers": {}}
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:   # forked: they share _IMAGES
