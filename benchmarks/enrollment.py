@@ -87,10 +87,19 @@ def enroll_from(files_by_word: dict[str, list[Path]], base: str, cfg: EnrollConf
         return load_checkpoint(Path(tmp) / "model"), seconds, size_kb, weights_kb
 
 
-def accuracy(model, clips: list[np.ndarray], truth: list[str]) -> float:
+def predictions(model, clips: list[np.ndarray]) -> list[str]:
     feats = LogMel(model.frontend)(torch.from_numpy(np.stack(clips)))
-    predicted = feature_posteriors(model.network, feats).argmax(1)
-    return float(np.mean([model.labels[p] == t for p, t in zip(predicted, truth)]))
+    return [model.labels[p] for p in feature_posteriors(model.network, feats).argmax(1)]
+
+
+def accuracy(model, clips: list[np.ndarray], truth: list[str]) -> float:
+    return float(np.mean([p == t for p, t in zip(predictions(model, clips), truth)]))
+
+
+def mistakes(model, clips: list[np.ndarray], truth: list[str]) -> dict[str, int]:
+    """"said -> heard" counts of the wrong decisions, most frequent first."""
+    wrong = Counter(f"{t} -> {p}" for p, t in zip(predictions(model, clips), truth) if p != t)
+    return dict(wrong.most_common())
 
 
 def digit_clips(speaker: str, n_enrolled: int, cfg: EnrollConfig, fs: int, n: int) -> tuple[list, list]:
@@ -145,7 +154,23 @@ def running_speech_replay(replay, coffee_files, frontend, labels, n_crops: int):
     return feature_data.concat(replay, extra)
 
 
-def _image_worker_init(model_dir: str, running_speech: int = 0) -> None:
+def _digit_feats(base, speaker: str, n_takes: int, cfg: EnrollConfig):
+    """An FSDD speaker's first `n_takes` of each digit (the new words' takes) and the rest (to score them),
+    as features with label indices after the base model's labels."""
+    fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples
+    recordings = SHARED / "fsdd" / "recordings"
+    takes = [check_take(w, recordings / f"{d}_{speaker}_{t}.wav", cfg, fs, n) for d, w in enumerate(DIGITS)
+             for t in range(n_takes)]
+    takes = [t for t in takes if t.problem is None]
+    frontend = LogMel(base.frontend)
+    take_feats = frontend(torch.from_numpy(np.stack([t.samples for t in takes]))).numpy().astype(np.float16)
+    take_labels = np.array([len(base.labels) + DIGITS.index(t.word) for t in takes])
+    clips, truth = digit_clips(speaker, n_takes, cfg, fs, n)
+    held_out = frontend(torch.from_numpy(np.stack(clips))).numpy().astype(np.float16)
+    return take_feats, take_labels, held_out, np.array([len(base.labels) + DIGITS.index(w) for w in truth])
+
+
+def _image_worker_init(model_dir: str, running_speech: int = 0, new_words: str | None = None) -> None:
     torch.set_num_threads(1)
     base = load_checkpoint(model_dir)
     fs = base.frontend.sample_rate_hz
@@ -162,7 +187,8 @@ def _image_worker_init(model_dir: str, running_speech: int = 0) -> None:
     if running_speech:
         replay = running_speech_replay(replay, train_files, base.frontend, tuple(base.labels), running_speech)
     _IMAGES.update(base=base, images=images, wav_validation=wav_validation, coffee=coffee, coffee_train=coffee_train,
-                   replay=replay, base_predicted=feature_posteriors(base.network, images.feats).argmax(1))
+                   replay=replay, base_predicted=feature_posteriors(base.network, images.feats).argmax(1),
+                   new_words=_digit_feats(base, new_words, 5, EnrollConfig()) if new_words else None)
 
 
 def _image_speaker(job) -> tuple[str, dict]:
@@ -172,8 +198,14 @@ def _image_speaker(job) -> tuple[str, dict]:
     enrolled = [i for ix in chosen.values() for i in ix[:n_takes]]
     rest = np.array([i for ix in chosen.values() for i in ix[n_takes:]])
     others = np.array([p.split("/")[1].split("_nohash_")[0] != speaker for p in images.paths])
+    take_feats, take_labels, labels = images.feats[enrolled], images.labels[enrolled], tuple(base.labels)
+    if _IMAGES["new_words"] is not None:   # mixed: the digits as new words (other speakers' digits not scored)
+        word_feats, word_labels, _, _ = _IMAGES["new_words"]
+        take_feats, take_labels = np.concatenate([take_feats, word_feats]), np.concatenate([take_labels, word_labels])
+        labels += DIGITS
+        others &= np.array([p.split("/")[0] not in DIGITS for p in images.paths])
     started = time.monotonic()
-    split = adapt(base, tuple(base.labels), images.feats[enrolled], images.labels[enrolled],
+    split = adapt(base, labels, take_feats, take_labels,
                   np.zeros((0,) + images.feats.shape[1:], np.float16), _IMAGES["replay"], cfg)
     seconds = time.monotonic() - started
     truth = images.labels[rest]
@@ -182,13 +214,13 @@ def _image_speaker(job) -> tuple[str, dict]:
            "base_other_speakers": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[others])), 4)}
     for share in blends:
         blended = copy.deepcopy(split)
-        if share == "auto":   # the shipped rule: the largest share the speaker's own takes allow
-            clean = blended.features(torch.from_numpy(images.feats[enrolled].astype(np.float32)))
-            chosen_share = choose_base_share(blended, clean, torch.from_numpy(images.labels[enrolled]),
-                                             replace(cfg, keep_base_share=None))
+        if share in ("auto", "pooled"):   # the shipped rule: the largest share the speaker's own takes allow
+            clean = blended.features(torch.from_numpy(take_feats.astype(np.float32)))
+            chosen_share = choose_base_share(blended, clean, torch.from_numpy(take_labels),
+                                             replace(cfg, keep_base_share=None, base_share_by_group=share == "auto"))
         elif share:
             blended.blend_with_base(share)
-        model = replace(base, network=blended.write_back(len(base.labels)))
+        model = replace(base, network=blended.write_back(len(labels)), labels=labels)
         predicted = feature_posteriors(model.network, images.feats).argmax(1)
         own = feature_posteriors(model.network, images.feats[enrolled])   # the takes it was enrolled from
         own_truth = images.labels[enrolled]
@@ -196,10 +228,17 @@ def _image_speaker(job) -> tuple[str, dict]:
                                  "takes_accuracy": round(float(np.mean(own.argmax(1) == own_truth)), 4),
                                  "takes_probability": round(float(np.mean(own[np.arange(len(own_truth)), own_truth])), 4),
                                  "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
-                                 **({"share": chosen_share} if share == "auto" else {}),
+                                 **({"share": chosen_share} if share in ("auto", "pooled") else {}),
+                                 **(new_word_scores(model) if _IMAGES["new_words"] is not None else {}),
                                  "coffee_train_alarms": len(StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
                                  **world(model, _IMAGES["wav_validation"], _IMAGES["coffee"])}
     return speaker, row
+
+
+def new_word_scores(model) -> dict:
+    _, _, held_out, truth = _IMAGES["new_words"]
+    predicted = feature_posteriors(model.network, held_out).argmax(1)
+    return {"new_words": round(float(np.mean(predicted == truth)), 4)}
 
 
 def images_part(args, cfg: EnrollConfig) -> dict:
@@ -213,10 +252,11 @@ def images_part(args, cfg: EnrollConfig) -> dict:
         keep = {names[i] for i in np.linspace(0, len(names) - 1, min(args.max_speakers, len(names))).astype(int)}
         speakers = {s: w for s, w in speakers.items() if s in keep}
     n_takes = args.takes or 3
-    _image_worker_init(args.model, args.running_speech)   # once, here: the forked workers share it
+    _image_worker_init(args.model, args.running_speech, args.new_words)   # once, here: the forked workers share it
     if args.running_speech:   # every replay clip used: the bank's and the crops
         cfg = replace(cfg, replay_clips=len(_IMAGES["replay"]))
     assert _IMAGES["images"].paths == paths, "image validation clips failed to load"
+    base_alarms = world(_IMAGES["base"], _IMAGES["wav_validation"], _IMAGES["coffee"])["coffee_false_alarms"]
     jobs = [(s, w, n_takes, cfg, args.blend) for s, w in speakers.items()]
     results = {"speakers": {}}
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:   # forked: they share _IMAGES
@@ -234,7 +274,10 @@ def images_part(args, cfg: EnrollConfig) -> dict:
             "below_base": sum(r[key]["personal"] < r["base"] for r in rows),
             "forgetting_images_pt": round(100 * float(np.mean([r["base_other_speakers"] - r[key]["other_speakers"] for r in rows])), 2),
             "wav_validation": round(float(np.mean([r[key]["validation_accuracy"] for r in rows])), 4),
-            "coffee_alarms": round(float(np.mean([r[key]["coffee_false_alarms"] for r in rows])), 2)}
+            "coffee_alarms": round(float(np.mean([r[key]["coffee_false_alarms"] for r in rows])), 2),
+            "above_base_alarms": sum(r[key]["coffee_false_alarms"] > base_alarms for r in rows)}
+        if args.new_words:
+            results["pooled"][key]["new_words"] = round(float(np.mean([r[key]["new_words"] for r in rows])), 4)
     print(f"pooled: {json.dumps(results['pooled'])}")
     return results
 
@@ -260,15 +303,19 @@ def main() -> None:
     parser.add_argument("--top-lr", type=float, default=EnrollConfig().top_layer_learning_rate,
                         help="a top layer adapted whole (re-recorded commands)")
     parser.add_argument("--blend", nargs="*", default=["0", "auto"],
-                        help="images: base shares to score (numbers, or auto: the shipped rule), from one adaptation")
+                        help="images: base shares to score (numbers; auto: the shipped rule; pooled: it with the commands' and new words' takes checked together), from one adaptation")
     parser.add_argument("--keep-base", default="auto", help="fsdd, commands, mixed: EnrollConfig.keep_base_share "
                         "(auto: chosen on the takes, EnrollConfig.base_share_tolerance)")
     parser.add_argument("--tolerance", type=float, default=EnrollConfig().base_share_tolerance,
                         help="EnrollConfig.base_share_tolerance")
+    parser.add_argument("--no-blend-new-words", dest="blend_new_words", action="store_false",
+                        help="mixed: no blend back when new words are enrolled (EnrollConfig.blend_new_words)")
     parser.add_argument("--two-passes", action="store_true",
                         help="mixed: the commands first, then the new words with personal units (EnrollConfig.two_passes)")
     parser.add_argument("--running-speech", type=int, default=0, metavar="N",
                         help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
+    parser.add_argument("--new-words", metavar="FSDD_SPEAKER",
+                        help="images: also enroll the ten digits as new words from 5 takes of this FSDD speaker")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
@@ -277,8 +324,9 @@ def main() -> None:
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
-                       base_share_tolerance=args.tolerance, two_passes=args.two_passes)
-    args.blend = [b if b == "auto" else float(b) for b in args.blend]
+                       base_share_tolerance=args.tolerance, two_passes=args.two_passes,
+                       blend_new_words=args.blend_new_words)
+    args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))
         return
@@ -298,6 +346,7 @@ def main() -> None:
             model, seconds, size_kb, weights_kb = enroll_from(files, args.model, cfg)
             clips, truth = digit_clips(speaker, n_takes, cfg, fs, n)
             row = {"accuracy": round(accuracy(model, clips, truth), 4), "clips": len(truth),
+                   "mistakes": mistakes(model, clips, truth),
                    "enroll_seconds": round(seconds, 1), "model_kb": round(size_kb), "weights_kb": round(weights_kb),
                    **world(model, validation, coffee)}
             results["speakers"][speaker] = row
@@ -323,6 +372,7 @@ def main() -> None:
             if args.part == "mixed":
                 clips, truth = digit_clips(args.fsdd_speaker, 5, cfg, fs, n)
                 row["new_words"] = round(accuracy(model, clips, truth), 4)
+                row["new_word_mistakes"] = mistakes(model, clips, truth)
             results["speakers"][speaker] = row
             print(f"{speaker}: {row}", flush=True)
         rows = results["speakers"].values()

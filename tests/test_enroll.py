@@ -201,14 +201,17 @@ def test_re_recorded_commands_adapt_the_whole_top_layer(tmp_path):
 
 def test_new_words_enrolled_with_a_re_recorded_command_are_recognized(tmp_path):
     """The mixed case: a built-in command re-recorded and new words in one enrollment. The whole top
-    layer adapts (no personal units); the new words still win on their held-out takes."""
+    layer adapts (no personal units) and is blended back only as far as all the takes, the new words'
+    too, allow; the new words still win on their held-out takes."""
     takes = _yes_takes(_takes(tmp_path / "takes"))
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "m"), "--steps", "150", timeout_s=300)
     assert out.returncode == 0, out.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"]["extra_top_units"] == 0 and config["network"]["n_labels"] == 15
     assert config["enrollment"]["adapted"].startswith("the top GRU layer and the output layer")
-    assert config["enrollment"]["kept_base_share"] == 0.0   # never blended back with new words
+    share = config["enrollment"]["kept_base_share"]
+    assert share in (0.0,) + tuple(config["enrollment"]["settings"]["base_share_candidates"])
+    assert config["enrollment"]["settings"]["blend_new_words"] is True
     held_out = [TAKES_DIR / f"{word}_{t}.wav" for word in WORDS for t in (4, 5)] + [DATA_DIR / "clips" / "yes.wav"]
     out = run_cli("classify", "--json", "--model", str(tmp_path / "m"), *map(str, held_out))
     assert out.returncode == 0, out.stderr
@@ -245,8 +248,10 @@ def test_keep_base_moves_a_re_recorded_top_layer_back_to_the_base(tmp_path):
 def test_the_base_share_is_the_largest_the_takes_allow():
     """choose_base_share: with an "adaptation" that changed nothing, all the way to the largest
     candidate; with one the takes need (every take now read as `stop`), only as far back as keeps
-    them `stop`, and the weights are then exactly that blend."""
+    them `stop`, and the weights are then exactly that blend; a new word's head is never blended, and
+    the new words' takes cannot hide what a command's take loses."""
     import copy
+    from dataclasses import replace
 
     import torch
 
@@ -274,6 +279,31 @@ def test_the_base_share_is_the_largest_the_takes_allow():
     assert 0.0 < share < max(cfg.base_share_candidates)
     assert torch.allclose(split.head.bias[stop], base.network.head.bias[stop] + 12.0 * (1 - share))
     assert (split(inputs)[0][:, -1].argmax(1) == stop).all()
+
+    # With a new word (a word head), the blend moves the top layer and head only: the word head stays as trained
+    split = _Split(copy.deepcopy(base.network).eval(), 13, base.labels.index("_unknown_"))
+    with torch.no_grad():
+        split.word_head.weight.normal_()
+        split.head.bias[stop] += 12.0
+    word_head = split.word_head.weight.clone()
+    assert choose_base_share(split, inputs, truth, replace(cfg, keep_base_share=0.5)) == 0.5
+    assert torch.equal(split.word_head.weight, word_head)
+    assert torch.allclose(split.head.bias[stop], base.network.head.bias[stop] + 6.0)
+
+    # The commands' takes and the new words' are checked apart: here the adaptation made one take
+    # `stop` and left three new-word takes wrong; blending back far rights the new words, which
+    # pooled would hide the `stop` take it loses
+    shares = {}
+    for by_group in (True, False):
+        split = _Split(copy.deepcopy(base.network).eval(), 13, base.labels.index("_unknown_"))
+        with torch.no_grad():
+            split.head.bias[stop] += 12.0
+            split.word_head.bias[1] += 20.0
+        truth = torch.tensor([stop, 12, 12, 12])
+        shares[by_group] = choose_base_share(split, inputs, truth, replace(cfg, base_share_by_group=by_group))
+        if by_group:
+            assert split(inputs)[0][0, -1].argmax() == stop
+    assert shares[True] < shares[False] == max(cfg.base_share_candidates)
 
 
 def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path):
