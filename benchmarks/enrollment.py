@@ -316,6 +316,8 @@ def main() -> None:
                         help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
     parser.add_argument("--new-words", metavar="FSDD_SPEAKER",
                         help="images: also enroll the ten digits as new words from 5 takes of this FSDD speaker")
+    parser.add_argument("--threads", type=int, default=EnrollConfig().threads,
+                        help="fsdd, commands, mixed: torch threads while adapting (1 when two benchmarks share the cores)")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
@@ -325,7 +327,7 @@ def main() -> None:
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance, two_passes=args.two_passes,
-                       blend_new_words=args.blend_new_words)
+                       blend_new_words=args.blend_new_words, threads=args.threads)
     args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))

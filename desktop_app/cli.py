@@ -129,9 +129,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    import torch
-    from model.enroll import EnrollConfig, EnrollError, enroll
-    torch.set_num_threads(1)   # small sequential steps: a second thread costs more than it gives, and the GUI keeps a core
+    from model.enroll import EnrollConfig, EnrollError, enroll   # adapts on EnrollConfig.threads
     from model.model_config import default_model_dir
     base = args.model or str(default_model_dir())
     try:

@@ -306,7 +306,12 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
                   else np.zeros((0,) + take_feats.shape[1:], np.float16))
     if progress:
         progress(0.05)
-    split = adapt_in_passes(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress)
+    threads = torch.get_num_threads()   # the live path runs on one thread; adapting is batch training
+    torch.set_num_threads(cfg.threads)
+    try:
+        split = adapt_in_passes(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress)
+    finally:
+        torch.set_num_threads(threads)
     adapted = split.write_back(len(labels))
     warnings = _unheard_words(split, take_feats, take_labels, labels)
     summary = {

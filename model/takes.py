@@ -53,6 +53,9 @@ class EnrollConfig:
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0
+    threads: int = 2                 # torch threads while adapting (ten words x 5 takes on a slow VM: 59-92 s
+                                     # on two, 74-110 s on one, the same weights; the window's live run is
+                                     # stopped then, and the live path runs on one thread)
     # Take checks
     max_sound_s: float = 1.2         # more sound than this in a take: "too long"
     silent_peak_dbfs: float = -40.0  # a take whose loudest 10 ms is below this: "silent"

@@ -312,8 +312,15 @@ def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path
     from model.checkpoint import default_model_dir, load_checkpoint
     from model.enroll import EnrollConfig, enroll
 
+    import torch
+
     takes = _yes_takes(_takes(tmp_path / "takes"))
-    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, two_passes=True))
+    seen = []   # adapting (progress between reading the takes, 0.05, and the end, 1) uses EnrollConfig.threads;
+    torch.set_num_threads(1)   # the caller's setting comes back after
+    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, two_passes=True),
+           progress=lambda fraction: seen.append((fraction, torch.get_num_threads())))
+    assert {n for fraction, n in seen if 0.05 < fraction < 1.0} == {EnrollConfig().threads}
+    assert torch.get_num_threads() == 1
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["network"]["extra_top_units"] == 32 and config["network"]["n_labels"] == 15
     assert config["enrollment"]["adapted"].startswith("first the top GRU layer and the output layer")
