@@ -93,13 +93,14 @@ def predictions(model, clips: list[np.ndarray]) -> list[str]:
 
 
 def accuracy(model, clips: list[np.ndarray], truth: list[str]) -> float:
-    return float(np.mean([p == t for p, t in zip(predictions(model, clips), truth)]))
+    return scores(model, clips, truth)[0]
 
 
-def mistakes(model, clips: list[np.ndarray], truth: list[str]) -> dict[str, int]:
-    """"said -> heard" counts of the wrong decisions, most frequent first."""
-    wrong = Counter(f"{t} -> {p}" for p, t in zip(predictions(model, clips), truth) if p != t)
-    return dict(wrong.most_common())
+def scores(model, clips: list[np.ndarray], truth: list[str]) -> tuple[float, dict[str, int]]:
+    """Accuracy, and "said -> heard" counts of the wrong decisions, most frequent first."""
+    predicted = predictions(model, clips)
+    wrong = Counter(f"{t} -> {p}" for p, t in zip(predicted, truth) if p != t)
+    return float(np.mean([p == t for p, t in zip(predicted, truth)])), dict(wrong.most_common())
 
 
 def digit_clips(speaker: str, n_enrolled: int, cfg: EnrollConfig, fs: int, n: int) -> tuple[list, list]:
@@ -347,8 +348,8 @@ def main() -> None:
             files = {w: [recordings / f"{d}_{speaker}_{t}.wav" for t in range(n_takes)] for d, w in enumerate(DIGITS)}
             model, seconds, size_kb, weights_kb = enroll_from(files, args.model, cfg)
             clips, truth = digit_clips(speaker, n_takes, cfg, fs, n)
-            row = {"accuracy": round(accuracy(model, clips, truth), 4), "clips": len(truth),
-                   "mistakes": mistakes(model, clips, truth),
+            digits_accuracy, digits_mistakes = scores(model, clips, truth)
+            row = {"accuracy": round(digits_accuracy, 4), "clips": len(truth), "mistakes": digits_mistakes,
                    "enroll_seconds": round(seconds, 1), "model_kb": round(size_kb), "weights_kb": round(weights_kb),
                    **world(model, validation, coffee)}
             results["speakers"][speaker] = row
@@ -373,8 +374,8 @@ def main() -> None:
                    **world(model, validation, coffee)}
             if args.part == "mixed":
                 clips, truth = digit_clips(args.fsdd_speaker, 5, cfg, fs, n)
-                row["new_words"] = round(accuracy(model, clips, truth), 4)
-                row["new_word_mistakes"] = mistakes(model, clips, truth)
+                new_words_accuracy, row["new_word_mistakes"] = scores(model, clips, truth)
+                row["new_words"] = round(new_words_accuracy, 4)
             results["speakers"][speaker] = row
             print(f"{speaker}: {row}", flush=True)
         rows = results["speakers"].values()

@@ -309,10 +309,10 @@ def test_the_base_share_is_the_largest_the_takes_allow():
 def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path):
     """EnrollConfig.two_passes (off by default, measured in docs/ENROLL.md): the re-recorded command
     adapts the whole top layer first, then the new words get personal units on that model."""
+    import torch
+
     from model.checkpoint import default_model_dir, load_checkpoint
     from model.enroll import EnrollConfig, enroll
-
-    import torch
 
     takes = _yes_takes(_takes(tmp_path / "takes"))
     seen = []   # adapting (progress between reading the takes, 0.05, and the end, 1) uses EnrollConfig.threads;
