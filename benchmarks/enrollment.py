@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/enrollment.py commands   [--model DIR] [--takes 3] [--split test]
     .venv/bin/python benchmarks/enrollment.py mixed      [--model DIR] [--takes 3] [--split validation]
     .venv/bin/python benchmarks/enrollment.py images     [--model DIR] [--takes 3] [--workers 2] [--blend 0 0.5]
+    .venv/bin/python benchmarks/enrollment.py images --from-log LOG   # a run's rows pooled again
 
 fsdd: each FSDD speaker (8 kHz, 50 takes per digit) enrolls the ten digits as ten new words from
   takes 0..N-1; accuracy on that speaker's other takes (trimmed and centred in 1 s as enrollment does,
@@ -21,7 +22,9 @@ images: the same as commands on the log-mel images' 249 validation speakers (70 
   validation speakers' clips, and harder ones: this is where enrollment methods are chosen. Each
   personal model is scored with each `--blend` share (the adapted top layer moved that share back
   towards the base weights, `EnrollConfig.keep_base_share`), from one adaptation. World: the image
-  validation clips of the other speakers, the wav validation split, the coffee orders.
+  validation clips of the other speakers, the wav validation split, the coffee orders. With every
+  candidate share and auto scored, "blend checked" is the shipped rule with its alarm check
+  (`hold_alarms`: raised while the training coffee orders fire more than for the base model).
 All: every personal model is also scored on what the rest of the world gets: the wav validation
 split (12 classes, as `speechcmd evaluate`) and false alarms on the 60 held-out coffee orders
 (runs/coffee_heldout, made by scripts/train_shipped_model.sh), next to the base model's figures.
@@ -231,7 +234,9 @@ def _image_speaker(job) -> tuple[str, dict]:
                                  "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
                                  **({"share": chosen_share} if share in ("auto", "pooled") else {}),
                                  **(new_word_scores(model) if _IMAGES["new_words"] is not None else {}),
-                                 "coffee_train_alarms": len(StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
+                                 # built-in commands only, as enrollment's alarm check counts them
+                                 "coffee_train_alarms": sum(e.label in base.labels for e in
+                                                            StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
                                  **world(model, _IMAGES["wav_validation"], _IMAGES["coffee"])}
     return speaker, row
 
@@ -258,29 +263,73 @@ def images_part(args, cfg: EnrollConfig) -> dict:
         cfg = replace(cfg, replay_clips=len(_IMAGES["replay"]))
     assert _IMAGES["images"].paths == paths, "image validation clips failed to load"
     base_alarms = world(_IMAGES["base"], _IMAGES["wav_validation"], _IMAGES["coffee"])["coffee_false_alarms"]
+    base_train_alarms = len(StreamingRecognizer(_IMAGES["base"]).process(_IMAGES["coffee_train"]).events)
     jobs = [(s, w, n_takes, cfg, args.blend) for s, w in speakers.items()]
-    results = {"speakers": {}}
+    results = {"base_coffee_alarms": base_alarms, "base_coffee_train_alarms": base_train_alarms, "speakers": {}}
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:   # forked: they share _IMAGES
         for speaker, row in pool.imap_unordered(_image_speaker, jobs):
             results["speakers"][speaker] = row
             print(f"{speaker}: {json.dumps(row)}", flush=True)
-    rows = list(results["speakers"].values())
+    print(f"base: {json.dumps({k: v for k, v in results.items() if k != 'speakers'})}", flush=True)
+    results["pooled"] = pool_images(results["speakers"], args.blend, base_alarms, base_train_alarms, cfg)
+    print(f"pooled: {json.dumps(results['pooled'])}")
+    return results
+
+
+def alarm_checked(row: dict, base_train_alarms: int, cfg: EnrollConfig) -> dict | None:
+    """The shipped rule with its alarm check (model/enroll.py `hold_alarms`), from the scored shares:
+    the takes' share, raised up the candidates while the model fires more often than the base model
+    on the training coffee orders (what a model folder carries as running speech)."""
+    if "blend auto" not in row or any(f"blend {c:g}" not in row for c in cfg.base_share_candidates):
+        return None
+    chosen = row["blend auto"]
+    for share in sorted(c for c in cfg.base_share_candidates if c > row["blend auto"]["share"]):
+        if chosen["coffee_train_alarms"] <= base_train_alarms + cfg.alarm_tolerance:
+            break
+        chosen = {**row[f"blend {share:g}"], "share": share}
+    return chosen
+
+
+def pool_images(rows_by_speaker: dict, blends: list[str], base_alarms: int, base_train_alarms: int,
+                cfg: EnrollConfig) -> dict:
+    rows = list(rows_by_speaker.values())
+    for row in rows:
+        checked = alarm_checked(row, base_train_alarms, cfg)
+        if checked is not None:
+            row["blend checked"] = checked
     total = sum(r["clips"] for r in rows)
-    results["pooled"] = {"speakers": len(rows), "clips": total,
-                         "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4)}
-    for share in args.blend:
+    pooled = {"speakers": len(rows), "clips": total, "base": round(sum(r["base"] * r["clips"] for r in rows) / total, 4)}
+    for share in list(blends) + (["checked"] if "blend checked" in rows[0] else []):
         key = f"blend {share}"
-        results["pooled"][key] = {
+        pooled[key] = {
             "personal": round(sum(r[key]["personal"] * r["clips"] for r in rows) / total, 4),
             "below_base": sum(r[key]["personal"] < r["base"] for r in rows),
             "forgetting_images_pt": round(100 * float(np.mean([r["base_other_speakers"] - r[key]["other_speakers"] for r in rows])), 2),
             "wav_validation": round(float(np.mean([r[key]["validation_accuracy"] for r in rows])), 4),
             "coffee_alarms": round(float(np.mean([r[key]["coffee_false_alarms"] for r in rows])), 2),
-            "above_base_alarms": sum(r[key]["coffee_false_alarms"] > base_alarms for r in rows)}
-        if args.new_words:
-            results["pooled"][key]["new_words"] = round(float(np.mean([r[key]["new_words"] for r in rows])), 4)
-    print(f"pooled: {json.dumps(results['pooled'])}")
-    return results
+            "max_coffee_alarms": max(r[key]["coffee_false_alarms"] for r in rows),
+            "above_base_alarms": sum(r[key]["coffee_false_alarms"] > base_alarms for r in rows),
+            "coffee_train_alarms": round(float(np.mean([r[key]["coffee_train_alarms"] for r in rows])), 2)}
+        if "new_words" in rows[0][key]:
+            pooled[key]["new_words"] = round(float(np.mean([r[key]["new_words"] for r in rows])), 4)
+    return pooled
+
+
+def pool_log(path: str, cfg: EnrollConfig, base_alarms: int | None, base_train_alarms: int | None) -> dict:
+    """An images run's printed rows pooled again (with the alarm check): `images --from-log LOG`."""
+    rows, base = {}, None
+    for line in Path(path).read_text().splitlines():
+        name, _, rest = line.partition(": ")
+        if name == "base":
+            base = json.loads(rest)
+        elif len(name) == 8 and rest.startswith("{"):
+            rows[name] = json.loads(rest)
+    if base is None:   # a run from before the base line was printed
+        if base_alarms is None or base_train_alarms is None:
+            raise SystemExit(f"{path}: no 'base:' line: give --base-alarms and --base-train-alarms")
+        base = {"base_coffee_alarms": base_alarms, "base_coffee_train_alarms": base_train_alarms}
+    blends = [k.split(" ", 1)[1] for k in next(iter(rows.values())) if k.startswith("blend ")]
+    return pool_images(rows, blends, base["base_coffee_alarms"], base["base_coffee_train_alarms"], cfg)
 
 
 def main() -> None:
@@ -320,6 +369,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=EnrollConfig().threads,
                         help="fsdd, commands, mixed: torch threads while adapting (1 when two benchmarks share the cores)")
     parser.add_argument("--max-speakers", type=int, help="images: this many speakers, spread over the names")
+    parser.add_argument("--from-log", metavar="LOG", help="images: pool a finished run's printed rows again "
+                        "(with the alarm check, 'blend checked'), adapting nothing")
+    parser.add_argument("--base-alarms", type=int, help="--from-log: the base model's held-out coffee alarms")
+    parser.add_argument("--base-train-alarms", type=int, help="--from-log: its alarms on the training orders")
+    parser.add_argument("--alarm-tolerance", type=int, default=EnrollConfig().alarm_tolerance,
+                        help="EnrollConfig.alarm_tolerance (images: the 'blend checked' rule)")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -328,8 +383,12 @@ def main() -> None:
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance, two_passes=args.two_passes,
-                       blend_new_words=args.blend_new_words, threads=args.threads)
+                       blend_new_words=args.blend_new_words, threads=args.threads,
+                       alarm_tolerance=args.alarm_tolerance)
     args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
+    if args.part == "images" and args.from_log:
+        print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms)))
+        return
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))
         return

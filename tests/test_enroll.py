@@ -328,3 +328,86 @@ def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path
                   str(TAKES_DIR / "two_5.wav"))
     assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["yes", "two"]
     assert load_checkpoint(tmp_path / "m").labels[-3:] == ("one", "two", "zero")
+
+
+def test_the_alarm_check_blends_further_back_while_the_personal_model_fires_more():
+    """hold_alarms: an "adaptation" that made `stop` fire on other speech fires more than the base model
+    on a stream without commands (other words and noise, 1.5 s apart), so the share rises up the
+    candidates, to the first at which it fires no more than the base model (give or take
+    `alarm_tolerance`) or to the last one, and
+    the weights are exactly that blend; an adaptation that changed nothing keeps the takes' share."""
+    import copy
+
+    import torch
+
+    from audio.features import LogMel
+    from audio.io import read_audio
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from model.enroll import EnrollConfig, _Split, hold_alarms
+
+    base = load_checkpoint(default_model_dir())
+    gap = np.zeros(8000, np.float32)
+    pieces = [read_audio(DATA_DIR / "clips" / f"{w}.wav", 16000) for w in ("house", "bed")] * 3
+    pieces.append(read_audio(DATA_DIR / "noise_running_tap.wav", 16000))
+    stream = np.concatenate([p for piece in pieces for p in (gap, piece)])
+    with torch.no_grad():
+        frames = LogMel(base.frontend)(torch.from_numpy(stream)[None])[0].numpy()
+    cfg = EnrollConfig()
+    stop, unknown = base.labels.index("stop"), base.labels.index("_unknown_")
+    for should_rise in (True, False):
+        split = _Split(copy.deepcopy(base.network).eval(), 12, unknown)
+        if should_rise:   # `stop` where `_unknown_` was
+            with torch.no_grad():
+                split.head.weight[stop] = split.head.weight[unknown]
+                split.head.bias[stop] = split.head.bias[unknown] + 2.0
+        adapted = {n: p.detach().clone() for n, p in split.named_parameters() if n in split.base_values}
+        split.kept_base_share = 0.0   # as if the takes' check had kept the whole adaptation
+        hold_alarms(split, adapted, base, tuple(base.labels), frames, cfg)
+        check = split.alarm_check
+        assert check["share_from_takes"] == 0.0
+        if should_rise:
+            assert check["alarms_at_that_share"] > check["base_alarms"] + cfg.alarm_tolerance
+            assert split.kept_base_share > 0.0
+            assert (check["alarms"] <= check["base_alarms"] + cfg.alarm_tolerance
+                    or split.kept_base_share == max(cfg.base_share_candidates))
+            share = split.kept_base_share
+            assert torch.allclose(split.head.bias[stop], share * base.network.head.bias[stop]
+                                  + (1 - share) * (base.network.head.bias[unknown] + 2.0))
+        else:
+            assert check["alarms"] == check["alarms_at_that_share"] == check["base_alarms"]
+            assert split.kept_base_share == 0.0
+
+
+def test_a_model_folder_with_running_speech_gets_the_alarm_check(tmp_path):
+    """scripts/make_running_speech.py writes a folder's running speech; enrolling a re-recorded command
+    on that folder counts alarms there (config.json's `alarm_check`) and the personal model carries the
+    file for a later enrollment. The shipped model has none: no check, recorded as such."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from model.checkpoint import default_model_dir
+
+    base = tmp_path / "base"
+    shutil.copytree(default_model_dir(), base)
+    talk = tmp_path / "talk"
+    talk.mkdir()
+    for word in ("house", "bed"):
+        shutil.copy(DATA_DIR / "clips" / f"{word}.wav", talk / f"{word}.wav")
+    shutil.copy(DATA_DIR / "noise_running_tap.wav", talk / "tap.wav")
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_running_speech.py"), "--model", str(base),
+                          str(talk)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "3 recordings" in out.stdout and (base / "running_speech.npz").is_file()
+    takes = _yes_takes(tmp_path / "takes")
+    for model, folder in ((str(base), "checked"), (str(default_model_dir()), "plain")):
+        out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / folder), "--model", model,
+                      "--steps", "20", timeout_s=200)
+        assert out.returncode == 0, out.stderr
+    enrollment = json.loads((tmp_path / "checked" / "config.json").read_text())["enrollment"]
+    check = enrollment["alarm_check"]
+    assert set(check) == {"base_alarms", "share_from_takes", "alarms_at_that_share", "alarms", "minutes"}
+    assert check["minutes"] == 0.1 and check["share_from_takes"] <= enrollment["kept_base_share"]
+    assert (tmp_path / "checked" / "running_speech.npz").is_file()
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["enrollment"]["alarm_check"] is None
+    assert not (tmp_path / "plain" / "running_speech.npz").exists()
