@@ -67,6 +67,7 @@ class EnrollConfig:
     clipped_share: float = 0.005     # share of samples at full scale that makes a take "clipped"
     short_ratio: float = 0.35        # sound shorter than this share of the word's median: "too short"
     trim_below_peak_db: float = 30.0  # the sound is where 10 ms frames are within this of the peak
+    above_floor_db: float = 10.0     # ... or, when that is too long (a noisy take), this far above its noise floor
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,14 @@ def check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, cl
     loud = np.flatnonzero(energy_db >= peak_db - cfg.trim_below_peak_db)
     first, last = int(loud[0]), int(loud[-1]) + 1
     sound_s = (last - first) * hop / sample_rate_hz
+    if sound_s > cfg.max_sound_s:
+        # A noisy microphone: its noise floor is within trim_below_peak_db of the word, so the whole
+        # recording reads as sound (the Precise community's "computer" takes: 55 of 57). Then the sound
+        # is what stands out of the floor (its 10th percentile), never closer than 10 dB to the peak.
+        floor_db = float(np.percentile(energy_db, 10))
+        loud = np.flatnonzero(energy_db >= min(floor_db + cfg.above_floor_db, peak_db - 10.0))
+        first, last = int(loud[0]), int(loud[-1]) + 1
+        sound_s = (last - first) * hop / sample_rate_hz
     if sound_s > cfg.max_sound_s:
         return Take(word, str(path), sound_s=sound_s,
                     problem=f"too long ({sound_s:.1f} s of sound; say the word alone)")

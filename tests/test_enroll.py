@@ -411,3 +411,36 @@ def test_a_model_folder_with_running_speech_gets_the_alarm_check(tmp_path):
     assert (tmp_path / "checked" / "running_speech.npz").is_file()
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["enrollment"]["alarm_check"] is None
     assert not (tmp_path / "plain" / "running_speech.npz").exists()
+
+
+def test_a_take_from_a_noisy_microphone_is_trimmed_to_its_word():
+    """A take whose noise floor is within 30 dB of the word (a committed `yes` in 2 s of running-tap
+    noise, 20 dB below it) is not "too long": the sound is found above the noise floor and centred;
+    four words in a row over the same noise still are too long."""
+    import tempfile
+
+    from audio.io import read_audio
+    from model.takes import EnrollConfig, check_take
+
+    rate = 16000
+    yes = read_audio(DATA_DIR / "clips" / "yes.wav", rate)
+    noise = read_audio(DATA_DIR / "noise_running_tap.wav", rate)[:2 * rate]
+    word_rms = np.sqrt(np.mean(yes[np.abs(yes) > 0.1 * np.abs(yes).max()] ** 2))
+    noise = noise / np.sqrt(np.mean(noise ** 2)) * word_rms * 10 ** (-20 / 20)
+    cfg = EnrollConfig()
+    for name, words, start in (("one", [yes], 8000), ("four", [yes] * 4, 0)):
+        take = noise.copy() if name == "one" else np.tile(noise, 2)
+        for k, w in enumerate(words):
+            at = start + k * rate
+            take[at:at + w.size] += w
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/{name}.wav"
+            sf.write(path, np.clip(take, -1, 1), rate)
+            checked = check_take("yes", path, cfg, rate, rate)
+        if name == "one":
+            assert checked.problem is None and 0.2 < checked.sound_s < 1.0, (checked.problem, checked.sound_s)
+            # centred: the clip holds the word, whose loudest 10 ms sits near the middle
+            frames = checked.samples[: rate // 160 * 160].reshape(-1, 160)
+            assert 30 <= int(np.argmax((frames ** 2).mean(1))) <= 70
+        else:
+            assert checked.problem is not None and checked.problem.startswith("too long")
