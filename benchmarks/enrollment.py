@@ -425,16 +425,21 @@ def main() -> None:
         n_takes = args.takes or 5
         files = {w: sorted((SHARED / "precise_community" / folder).glob("*.wav")) for w, folder in PRECISE_WORDS.items()}
         model, seconds, size_kb, weights_kb = enroll_from({w: f[:n_takes] for w, f in files.items()}, args.model, cfg)
-        clips, truth = [], []
+        clips, truth, accepted = [], [], []
         for word, paths in files.items():
             for path in paths[n_takes:]:   # trimmed and centred as enrollment does; a rejected take counts as wrong
                 take = check_take(word, path, cfg, fs, n)
                 clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
                 truth.append(word)
+                accepted.append(take.problem is None)
         words_accuracy, words_mistakes = scores(model, clips, truth)
+        kept = [i for i, ok in enumerate(accepted) if ok]
+        accepted_accuracy, _ = scores(model, [clips[i] for i in kept], [truth[i] for i in kept])
         per_word = {w: round(float(np.mean([p == w for p, t in zip(predictions(model, clips), truth) if t == w])), 4)
                     for w in files}
         results["speakers"]["precise"] = {"accuracy": round(words_accuracy, 4), "clips": len(truth), "per_word": per_word,
+                                          "rejected_by_take_checks": len(truth) - len(kept),
+                                          "accuracy_on_accepted": round(accepted_accuracy, 4),
                                           "mistakes": words_mistakes, "enroll_seconds": round(seconds, 1),
                                           **world(model, validation, coffee)}
         print(f"precise: {results['speakers']['precise']}", flush=True)
