@@ -432,15 +432,13 @@ def main() -> None:
                 clips.append(take.samples if take.problem is None else np.zeros(n, np.float32))
                 truth.append(word)
                 accepted.append(take.problem is None)
-        words_accuracy, words_mistakes = scores(model, clips, truth)
-        kept = [i for i, ok in enumerate(accepted) if ok]
-        accepted_accuracy, _ = scores(model, [clips[i] for i in kept], [truth[i] for i in kept])
-        per_word = {w: round(float(np.mean([p == w for p, t in zip(predictions(model, clips), truth) if t == w])), 4)
-                    for w in files}
-        results["speakers"]["precise"] = {"accuracy": round(words_accuracy, 4), "clips": len(truth), "per_word": per_word,
-                                          "rejected_by_take_checks": len(truth) - len(kept),
-                                          "accuracy_on_accepted": round(accepted_accuracy, 4),
-                                          "mistakes": words_mistakes, "enroll_seconds": round(seconds, 1),
+        predicted = predictions(model, clips)
+        right = [p == t for p, t in zip(predicted, truth)]
+        mistakes = Counter(f"{t} -> {p}" for p, t in zip(predicted, truth) if p != t)
+        results["speakers"]["precise"] = {"accuracy": round(float(np.mean(right)), 4), "clips": len(truth),
+                                          "rejected_by_take_checks": accepted.count(False),
+                                          "accuracy_on_accepted": round(float(np.mean([r for r, ok in zip(right, accepted) if ok])), 4),
+                                          "mistakes": dict(mistakes.most_common()), "enroll_seconds": round(seconds, 1),
                                           **world(model, validation, coffee)}
         print(f"precise: {results['speakers']['precise']}", flush=True)
     else:

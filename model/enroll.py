@@ -332,7 +332,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     torch.set_num_threads(cfg.threads)
     try:
         split = adapt_in_passes(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress,
-                                load_running_speech(base_dir))
+                                load_running_speech(base_dir) if cfg.alarm_check else None)
     finally:
         torch.set_num_threads(threads)
     adapted = split.write_back(len(labels))
@@ -525,7 +525,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
         adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
         clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
-        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg)
+        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
         if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
             hold_alarms(split, adapted, base, labels, running_speech, cfg)
     return split
@@ -550,7 +550,6 @@ def unchunk(outputs: torch.Tensor, n_frames: int) -> torch.Tensor:
     return torch.cat(kept)[:n_frames]
 
 
-@torch.no_grad()
 def stream_alarms(logits: torch.Tensor, n_frames: int, detector: Detector, labels: tuple[str, ...]) -> int:
     """Events of `labels` a detector fires on a stream, from the chunked logits [B, T, C] of `stream_chunks`."""
     detector.reset()
@@ -564,8 +563,8 @@ def hold_alarms(split: "_Split", adapted: dict[str, torch.Tensor], base, labels:
     """After the takes' check: while the personal model fires more often than the base model on the
     running speech the model folder carries (talk with no command in it; built-in commands' alarms,
     by more than `cfg.alarm_tolerance`), the adapted layer goes further back to the base, up the
-    candidate shares. A voice whose adaptation pulled commands
-    towards everyday speech keeps less of it rather than setting off actions in conversation."""
+    candidate shares. A voice whose adaptation pulled commands towards everyday speech keeps less of
+    it rather than setting off actions in conversation."""
     chunks, n_frames = stream_chunks(running_speech), running_speech.shape[0]
     detector = Detector(base.detector, labels, command_labels(labels), base.frontend.hop_ms,
                         base.frontend.window_ms, labels[split.head.out_features:])
@@ -601,7 +600,8 @@ def _word_loss(logits: torch.Tensor, labels: torch.Tensor, negative: torch.Tenso
 
 
 @torch.no_grad()
-def choose_base_share(split: _Split, inputs: torch.Tensor, labels: torch.Tensor, cfg: EnrollConfig) -> float:
+def choose_base_share(split: _Split, inputs: torch.Tensor, labels: torch.Tensor, cfg: EnrollConfig,
+                      adapted: dict[str, torch.Tensor] | None = None) -> float:
     """How far back to the base model the adapted top layer goes (and goes there): `cfg.keep_base_share`
     when set; otherwise the largest of `cfg.base_share_candidates` at which the user's own takes are
     still recognized as well as by the adapted layer (accuracy as high, the right word's mean
@@ -622,7 +622,8 @@ def choose_base_share(split: _Split, inputs: torch.Tensor, labels: torch.Tensor,
         if cfg.keep_base_share:
             split.blend_with_base(cfg.keep_base_share)
         return cfg.keep_base_share
-    adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
+    if adapted is None:   # the adapted weights, as they are before any blend
+        adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
     before = on_takes()
     for share in sorted(cfg.base_share_candidates, reverse=True):
         split.blend_with_base(share, adapted)
