@@ -383,6 +383,9 @@ def main() -> None:
     parser.add_argument("--base-train-alarms", type=int, help="--from-log: its alarms on the training orders")
     parser.add_argument("--alarm-tolerance", type=int, default=EnrollConfig().alarm_tolerance,
                         help="EnrollConfig.alarm_tolerance (images: the 'blend checked' rule)")
+    parser.add_argument("--gru-personal-units", dest="fast_personal_units", action="store_false",
+                        help="step the whole top layer with nn.GRU while personal units train (the path before "
+                             "2026-12-05; EnrollConfig.fast_personal_units=False), to compare times")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -392,7 +395,7 @@ def main() -> None:
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance, two_passes=args.two_passes,
                        blend_new_words=args.blend_new_words, threads=args.threads,
-                       alarm_tolerance=args.alarm_tolerance)
+                       alarm_tolerance=args.alarm_tolerance, fast_personal_units=args.fast_personal_units)
     args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
     if args.part == "images" and args.from_log:
         print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms)))

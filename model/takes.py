@@ -63,6 +63,9 @@ class EnrollConfig:
     threads: int = 2                 # torch threads while adapting (ten words x 5 takes on a slow VM: 59-92 s
                                      # on two, 74-110 s on one, the same weights; the window's live run is
                                      # stopped then, and the live path runs on one thread)
+    fast_personal_units: bool = True    # with personal units, the frozen base units' outputs are computed once
+                                     # and only the personal units step through time (the same model to
+                                     # float rounding, several times faster; False: nn.GRU, the older path)
     # Take checks
     max_sound_s: float = 1.2         # more sound than this in a take: "too long"
     silent_peak_dbfs: float = -40.0  # a take whose loudest 10 ms is below this: "silent"

@@ -444,3 +444,54 @@ def test_a_take_from_a_noisy_microphone_is_trimmed_to_its_word():
             assert 30 <= int(np.argmax((frames ** 2).mean(1))) <= 70
         else:
             assert checked.problem is not None and checked.problem.startswith("too long")
+
+
+def test_personal_units_stepped_alone_compute_what_the_whole_layer_computes():
+    """Adaptation steps only the personal units, the frozen base units' outputs computed once
+    (`_Split.personal_top`): the logits and the personal units' gradients must be nn.GRU's over the
+    whole layer, also once the personal units read each other. A base unit that reads a personal unit
+    would make that shortcut wrong: it is refused."""
+    import copy
+
+    import torch
+
+    from audio.features import LogMel
+    from audio.io import read_audio
+    from model.checkpoint import default_model_dir, load_checkpoint
+    from model.data import fit_length
+    from model.enroll import _Split
+
+    base = load_checkpoint(default_model_dir())
+    clips = np.stack([fit_length(read_audio(DATA_DIR / "clips" / f"{w}.wav", 16000), 16000)
+                      for w in ("yes", "no", "left", "house")])
+    feats = LogMel(base.frontend)(torch.from_numpy(clips.astype(np.float32)))
+    n_base, n_extra = base.network.cfg.hidden_size, 32
+    n_top = n_base + n_extra
+    split = _Split(copy.deepcopy(base.network).eval(), 14, base.labels.index("_unknown_"), n_extra,
+                   frozen_rows=tuple(range(12)))
+    inputs = split.features(feats)
+    split.start_new_units_from(inputs)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        split.word_head.weight.normal_(0, 0.3)
+        for gate in range(3):   # the personal units read each other, as they may after training
+            rows = slice(gate * n_top + n_base, (gate + 1) * n_top)
+            split.top.weight_hh_l0[rows, n_base:] = 0.1 * torch.randn(n_extra, n_extra)
+    base_hidden = split.base_hidden(inputs)
+    personal_rows = torch.cat([torch.arange(g * n_top + n_base, (g + 1) * n_top) for g in range(3)])
+    results = []
+    for given in (None, base_hidden):
+        logits, hidden = split(inputs, given)
+        loss = logits[:, -1].logsumexp(1).sum() + logits.pow(2).mean()
+        grads = torch.autograd.grad(loss, [split.top.weight_ih_l0, split.top.weight_hh_l0, split.word_head.weight])
+        results.append((logits, hidden, grads[0][personal_rows], grads[1][personal_rows], grads[2]))
+    whole, alone = results
+    assert torch.allclose(whole[0], alone[0], atol=1e-4) and torch.allclose(whole[1], alone[1], atol=1e-5)
+    for grad_whole, grad_alone in zip(whole[2:], alone[2:]):
+        assert grad_whole.abs().max() > 1e-3
+        assert torch.allclose(grad_whole, grad_alone, rtol=1e-3, atol=1e-5)
+
+    with torch.no_grad():
+        split.top.weight_hh_l0[0, n_base] = 0.1   # a base unit reading a personal one
+    with pytest.raises(AssertionError, match="read the personal units"):
+        split.base_hidden(inputs)
