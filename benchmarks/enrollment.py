@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/enrollment.py mixed      [--model DIR] [--takes 3] [--split validation]
     .venv/bin/python benchmarks/enrollment.py images     [--model DIR] [--takes 3] [--workers 2] [--blend 0 0.5]
     .venv/bin/python benchmarks/enrollment.py images --from-log LOG   # a run's rows pooled again
+    .venv/bin/python benchmarks/enrollment.py words      [--model DIR] [--takes 5] [--draws 4] [--seeds 0 1]
 
 fsdd: each FSDD speaker (8 kHz, 50 takes per digit) enrolls the ten digits as ten new words from
   takes 0..N-1; accuracy on that speaker's other takes (trimmed and centred in 1 s as enrollment does,
@@ -29,6 +30,12 @@ images: the same as commands on the log-mel images' 249 validation speakers (70 
   validation clips of the other speakers, the wav validation split, the coffee orders. With every
   candidate share and auto scored, "blend checked" is the shipped rule with its alarm check
   (`hold_alarms`: raised while the training coffee orders fire more than for the base model).
+words: new words chosen on validation speakers, not on FSDD's (where they are reported): the ten digits
+  of the log-mel images' validation speakers (62-88 clips each) enrolled as ten new words from N clips
+  per digit, each from another speaker (a draw), scored on the other validation speakers' digits and,
+  for what the rest of the world gets, on the validation clips that are not digits. Several draws and
+  seeds: the spread says how much an enrollment depends on chance. Not one voice (no validation speaker
+  says a digit more than three times), so harder than FSDD; the place to choose new-word settings.
 All: every personal model is also scored on what the rest of the world gets: the wav validation
 split (12 classes, as `speechcmd evaluate`) and false alarms on the 60 held-out coffee orders
 (runs/coffee_heldout, made by scripts/train_shipped_model.sh), next to the base model's figures.
@@ -284,6 +291,61 @@ def images_part(args, cfg: EnrollConfig) -> dict:
     return results
 
 
+def _digits_draw(job) -> dict:
+    """One pseudo-user of the image validation speakers: N clips of each digit from distinct speakers."""
+    draw, seed, n_takes, cfg = job
+    base, images = _IMAGES["base"], _IMAGES["images"]
+    words = [p.split("/")[0] for p in images.paths]
+    speakers = [p.split("/")[1].split("_nohash_")[0] for p in images.paths]
+    rng = np.random.default_rng(1000 + draw)
+    takes, held_out = [], []
+    for digit in DIGITS:
+        clips = [i for i, w in enumerate(words) if w == digit]
+        chosen, used = [], set()
+        for i in rng.permutation(clips):
+            if speakers[i] not in used and len(chosen) < n_takes:
+                chosen.append(i)
+                used.add(speakers[i])
+        takes += chosen
+        held_out += [i for i in clips if speakers[i] not in used]
+    labels = tuple(base.labels) + DIGITS
+    take_labels = np.array([labels.index(words[i]) for i in takes])
+    started = time.monotonic()
+    split = adapt(base, labels, images.feats[takes], take_labels, np.zeros((0,) + images.feats.shape[1:], np.float16),
+                  _IMAGES["replay"], replace(cfg, seed=seed))
+    seconds = time.monotonic() - started
+    model = replace(base, network=split.write_back(len(labels)), labels=labels)
+    predicted = feature_posteriors(model.network, images.feats).argmax(1)
+    truth = np.array([labels.index(w) if w in DIGITS else label for w, label in zip(words, images.labels)])
+    digits = np.array([w in DIGITS for w in words])
+    held = np.zeros(len(words), bool)
+    held[held_out] = True
+    mistakes = Counter(f"{labels[t]} -> {labels[p]}" for t, p in zip(truth[held], predicted[held]) if t != p)
+    return {"draw": draw, "seed": seed, "new_words": round(float(np.mean(predicted[held] == truth[held])), 4),
+            "clips": int(held.sum()), "enroll_seconds": round(seconds, 1),
+            "other_validation": round(float(np.mean((predicted == truth)[~digits])), 4),
+            "base_other_validation": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[~digits])), 4),
+            "mistakes": dict(mistakes.most_common(6))}
+
+
+def words_part(args, cfg: EnrollConfig) -> dict:
+    """`words` (module docstring): draws x seeds, adapted two at a time."""
+    _image_worker_init(args.model)
+    jobs = [(draw, seed, args.takes or 5, cfg) for draw in range(args.draws) for seed in args.seeds]
+    rows = []
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:   # forked: they share _IMAGES
+        for row in pool.imap_unordered(_digits_draw, jobs):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    new_words = np.array([r["new_words"] for r in rows])
+    other = np.array([r["other_validation"] for r in rows])
+    return {"runs": len(rows), "new_words_mean": round(float(new_words.mean()), 4),
+            "new_words_std": round(float(new_words.std()), 4), "new_words_min": float(new_words.min()),
+            "other_validation_mean": round(float(other.mean()), 4),
+            "base_other_validation": rows[0]["base_other_validation"],
+            "enroll_seconds_mean": round(float(np.mean([r["enroll_seconds"] for r in rows])), 1), "rows": rows}
+
+
 def alarm_checked(row: dict, base_train_alarms: int, cfg: EnrollConfig) -> dict | None:
     """The shipped rule with its alarm check (model/enroll.py `hold_alarms`), from the scored shares:
     the takes' share, raised up the candidates while the model fires more often than the base model
@@ -342,13 +404,20 @@ def pool_log(path: str, cfg: EnrollConfig, base_alarms: int | None, base_train_a
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=("fsdd", "precise", "commands", "mixed", "images"))
+    parser.add_argument("part", choices=("fsdd", "precise", "commands", "mixed", "images", "words"))
+    parser.add_argument("--draws", type=int, default=4, help="words: pseudo-users drawn")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="words: enrollment seeds per draw")
     parser.add_argument("--split", default="test", choices=("validation", "test"),
                         help="commands, mixed: whose commands (choose a method on validation speakers)")
     parser.add_argument("--fsdd-speaker", default="george", help="mixed: whose digits are the new words")
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--takes", type=int)
     parser.add_argument("--steps", type=int, default=EnrollConfig().steps)
+    parser.add_argument("--personal-steps", type=int, default=EnrollConfig().personal_steps,
+                        help="steps when personal units adapt (new words alone)")
+    parser.add_argument("--copies", type=int, default=EnrollConfig().copies_per_take, help="augmented copies per take")
+    parser.add_argument("--seed", type=int, default=EnrollConfig().seed,
+                        help="enrollment's seed (augmentation, batches): how much a figure moves by chance")
     parser.add_argument("--own-share", type=float, default=EnrollConfig().own_share)
     parser.add_argument("--speakers", nargs="*", help="only these speakers")
     parser.add_argument("--head-only", action="store_true", help="adapt the output layer alone")
@@ -389,7 +458,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = EnrollConfig(steps=args.steps, own_share=args.own_share, adapt_top_layer=not args.head_only,
+    cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps, seed=args.seed, copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
@@ -402,6 +471,10 @@ def main() -> None:
         return
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))
+        return
+    if args.part == "words":
+        result = words_part(args, cfg)
+        print(f"pooled: {json.dumps({k: v for k, v in result.items() if k != 'rows'})}")
         return
     base = load_checkpoint(args.model)
     fs, n = base.frontend.sample_rate_hz, base.frontend.clip_samples

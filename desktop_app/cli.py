@@ -138,8 +138,8 @@ def cmd_enroll(args) -> int:
         keep_base = -1.0
     if keep_base is not None and not 0.0 <= keep_base <= 1.0:
         raise UserError(f"--keep-base must be auto or a number from 0 to 1, not {args.keep_base}")
-    cfg = EnrollConfig(min_takes=args.min_takes, steps=args.steps, extra_units=args.personal_units,
-                       keep_base_share=keep_base)
+    steps = {} if args.steps is None else {"steps": args.steps, "personal_steps": args.steps}
+    cfg = EnrollConfig(min_takes=args.min_takes, extra_units=args.personal_units, keep_base_share=keep_base, **steps)
     try:
         result = enroll(args.takes, args.out, base, cfg)
     except EnrollError as exc:
@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="base model folder (default: the shipped model in assets/model)")
     from model.takes import EnrollConfig   # no torch: the defaults shown are the ones enroll uses
     p.add_argument("--min-takes", type=int, default=EnrollConfig.min_takes, help="good takes each word needs")
-    p.add_argument("--steps", type=int, default=EnrollConfig.steps, help="adaptation steps")
+    p.add_argument("--steps", type=int, help=f"adaptation steps (default: {EnrollConfig.personal_steps} for new words "
+                                             f"alone, {EnrollConfig.steps} when built-in commands are re-recorded)")
     p.add_argument("--keep-base", default="auto",
                    help="when built-in commands are re-recorded (and no new word): the share of the way the adapted "
                         "top layer is moved back to the base model's weights afterwards, 0 (not at all) to 1 (the base "

@@ -537,19 +537,42 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         # New words' rows start from prototypes and must move far, whatever the layer below does: at the
         # whole-top-layer rate (re-recorded commands enrolled with them) they were under-trained.
         groups.append({"params": list(split.word_head.parameters()), "peak_lr": cfg.learning_rate})
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(cfg.seed)
     negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
     delay_frames = int(round(300.0 / frontend.hop_ms))
-    for step in range(cfg.steps):
+    n_steps = cfg.personal_steps if extra_units else cfg.steps   # a personal unit's step is the cheaper
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.01)
+    _train(split, optimizer, torch.Generator().manual_seed(cfg.seed), n_steps, cfg, inputs, base_hidden, all_labels,
+           negative, own_index, replay_index, delay_frames, is_own, n_base,
+           teacher_probs if cfg.distill_weight else None, anchors,
+           (lambda f: progress(0.25 + 0.7 * f)) if progress else None)
+
+    if split.base_values and (split.word_head is None or cfg.blend_new_words):
+        # With new words the word head reads the adapted layer, so a fixed share cost them (mixed,
+        # validation speakers: 0.950 unblended, 0.924 at 0.7); the takes' check keeps the share
+        # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
+        adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
+        clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
+        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
+        if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
+            hold_alarms(split, adapted, base, labels, running_speech, cfg)
+    return split
+
+
+def _train(split: "_Split", optimizer, gen: torch.Generator, n_steps: int, cfg: EnrollConfig, inputs: torch.Tensor,
+           base_hidden: torch.Tensor | None, all_labels: torch.Tensor, negative: torch.Tensor,
+           own_index: torch.Tensor, replay_index: torch.Tensor, delay_frames: int, is_own: torch.Tensor,
+           n_base: int, teacher_probs: torch.Tensor | None, anchors: list, progress=None) -> None:
+    """`n_steps` of `optimizer` with cosine decay; each batch `cfg.own_share` the user's examples, the
+    rest replay. `progress(fraction of the steps)` as it goes."""
+    for step in range(n_steps):
         for group in optimizer.param_groups:   # cosine decay
-            group["lr"] = group["peak_lr"] * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            group["lr"] = group["peak_lr"] * 0.5 * (1 + math.cos(math.pi * step / n_steps))
         half = max(1, int(round(cfg.own_share * cfg.batch_size)))
         rows = torch.cat([own_index[torch.randint(len(own_index), (half,), generator=gen)],
                           replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])
         logits, _ = split(inputs[rows], None if base_hidden is None else base_hidden[rows])
         loss = _word_loss(logits, all_labels[rows], negative[rows], delay_frames)
-        if cfg.distill_weight:
+        if teacher_probs is not None:
             from_bank = ~is_own[rows]
             t = cfg.distill_temperature
             student = F.log_softmax(logits[from_bank, -1, :n_base] / t, dim=1)
@@ -562,18 +585,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         optimizer.step()
         split.restore_frozen()
         if progress and step % 25 == 0:
-            progress(0.25 + 0.7 * step / cfg.steps)
-
-    if split.base_values and (split.word_head is None or cfg.blend_new_words):
-        # With new words the word head reads the adapted layer, so a fixed share cost them (mixed,
-        # validation speakers: 0.950 unblended, 0.924 at 0.7); the takes' check keeps the share
-        # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
-        adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
-        clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
-        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
-        if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
-            hold_alarms(split, adapted, base, labels, running_speech, cfg)
-    return split
+            progress(step / n_steps)
 
 
 STREAM_CHUNK_FRAMES = 1000   # the running speech is run as a batch of overlapping chunks, not 50k steps in a row

@@ -317,7 +317,7 @@ def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path
     takes = _yes_takes(_takes(tmp_path / "takes"))
     seen = []   # adapting (progress between reading the takes, 0.05, and the end, 1) uses EnrollConfig.threads;
     torch.set_num_threads(1)   # the caller's setting comes back after
-    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, two_passes=True),
+    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, personal_steps=60, two_passes=True),
            progress=lambda fraction: seen.append((fraction, torch.get_num_threads())))
     assert {n for fraction, n in seen if 0.05 < fraction < 1.0} == {EnrollConfig().threads}
     assert torch.get_num_threads() == 1

@@ -247,3 +247,49 @@ def test_the_window_says_the_input_is_lost_and_resumes_by_itself(qtbot, model, t
         other.stop()
         os.environ["PULSE_RUNTIME_PATH"] = saved
         rescan_devices()
+
+
+def test_personalize_records_takes_from_the_microphone_and_adapts(virtual_mic, model, qtbot, tmp_path):
+    """The Personalize dialog through the real capture path: each take opens the default input (the
+    virtual microphone), counts down, and keeps what is said after "speak now" (here one speaker's
+    recorded takes, played into the microphone then). Every word must land whole inside its take (as
+    much sound as the file itself has), and the takes must adapt a model the window switches to."""
+    pytest.importorskip("pytestqt")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from conftest import DATA_DIR
+    from desktop_app.personalize import PersonalizeDialog
+    from desktop_app.window import MainWindow
+    from model.takes import EnrollConfig, check_take
+
+    takes = DATA_DIR / "enroll_jackson"
+    cfg = EnrollConfig(steps=40, personal_steps=40)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(model, settings=settings, models_dir=tmp_path / "data" / "models")
+    qtbot.addWidget(window)
+    window.device_combo.setCurrentIndex(0)   # the system default input
+    window.show()
+    dialog = PersonalizeDialog(window, parent=window, countdown_s=0.3, enroll_config=cfg)
+    dialog.keep_going.setChecked(False)      # each take is started here, in time with its file
+    dialog.show()
+    dialog.choose(new_words="zero, one", takes=2, talk=False, name="mic")
+    assert dialog.begin_recording()
+    for word, slot in (("zero", 0), ("zero", 1), ("one", 0), ("one", 1)):
+        assert dialog.next_missing() == (word, slot)
+        assert dialog.record_next(), dialog.record_status.text()
+        recording = dialog._recording
+        qtbot.waitUntil(lambda: recording.state in ("recording", "failed"), timeout=15000)
+        assert recording.state == "recording", recording.error
+        virtual_mic.play(takes / f"{word}_{slot}.wav").wait(10)
+        qtbot.waitUntil(lambda: dialog._recording is None, timeout=15000)
+        take = dialog.takes[word][slot]
+        assert take is not None and take["problem"] is None, take and take["problem"]
+        played = check_take(word, takes / f"{word}_{slot}.wav", cfg, model.frontend.sample_rate_hz,
+                            model.frontend.clip_samples)
+        assert abs(take["sound_s"] - played.sound_s) <= 0.1, (take["sound_s"], played.sound_s)
+    assert dialog.adapt_button.isEnabled()
+    with qtbot.waitSignal(dialog.model_ready, timeout=180000) as ready:
+        assert dialog.start_adaptation()
+    assert ready.args == [str(tmp_path / "data" / "models" / "mic")]
+    assert window.spec.labels[-2:] == ("one", "zero")

@@ -47,7 +47,7 @@ def window_and_dialog(qtbot, model, tmp_path):
         qtbot.addWidget(window)
         window.show()
         dialog = PersonalizeDialog(window, parent=window, countdown_s=0.0, talk_s=3.0,
-                                   enroll_config=EnrollConfig(steps=40))
+                                   enroll_config=EnrollConfig(steps=40, personal_steps=40))
         dialog.show()
         return window, dialog
     return make
