@@ -325,6 +325,8 @@ def _digits_draw(job) -> dict:
             "clips": int(held.sum()), "enroll_seconds": round(seconds, 1),
             "other_validation": round(float(np.mean((predicted == truth)[~digits])), 4),
             "base_other_validation": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[~digits])), 4),
+            # running speech with no digit in it (the training coffee orders, not the held-out half)
+            "coffee_train_alarms": len(StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
             "mistakes": dict(mistakes.most_common(6))}
 
 
@@ -343,6 +345,8 @@ def words_part(args, cfg: EnrollConfig) -> dict:
             "new_words_std": round(float(new_words.std()), 4), "new_words_min": float(new_words.min()),
             "other_validation_mean": round(float(other.mean()), 4),
             "base_other_validation": rows[0]["base_other_validation"],
+            "coffee_train_alarms_mean": round(float(np.mean([r["coffee_train_alarms"] for r in rows])), 2),
+            "base_coffee_train_alarms": len(StreamingRecognizer(_IMAGES["base"]).process(_IMAGES["coffee_train"]).events),
             "enroll_seconds_mean": round(float(np.mean([r["enroll_seconds"] for r in rows])), 1), "rows": rows}
 
 

@@ -539,7 +539,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         groups.append({"params": list(split.word_head.parameters()), "peak_lr": cfg.learning_rate})
     negative = (all_labels == labels.index(UNKNOWN)) | (all_labels == silence_index)
     delay_frames = int(round(300.0 / frontend.hop_ms))
-    n_steps = cfg.personal_steps if extra_units else cfg.steps   # a personal unit's step is the cheaper
+    n_steps = cfg.personal_steps if extra_units else cfg.steps
     optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.01)
     _train(split, optimizer, torch.Generator().manual_seed(cfg.seed), n_steps, cfg, inputs, base_hidden, all_labels,
            negative, own_index, replay_index, delay_frames, is_own, n_base,
