@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="base model folder (default: the shipped model in assets/model)")
     from model.takes import EnrollConfig   # no torch: the defaults shown are the ones enroll uses
     p.add_argument("--min-takes", type=int, default=EnrollConfig.min_takes, help="good takes each word needs")
-    p.add_argument("--steps", type=int, help=f"adaptation steps (default: {EnrollConfig.personal_steps} for new words "
-                                             f"alone, {EnrollConfig.steps} when built-in commands are re-recorded)")
+    default_steps = (str(EnrollConfig.steps) if EnrollConfig.personal_steps == EnrollConfig.steps else
+                     f"{EnrollConfig.personal_steps} for new words alone, {EnrollConfig.steps} otherwise")
+    p.add_argument("--steps", type=int, help=f"adaptation steps (default {default_steps})")
     p.add_argument("--keep-base", default="auto",
                    help="when built-in commands are re-recorded (and no new word): the share of the way the adapted "
                         "top layer is moved back to the base model's weights afterwards, 0 (not at all) to 1 (the base "
