@@ -262,8 +262,8 @@ class _Split(torch.nn.Module):
         outputs given (`base_hidden`): only the personal units step through time. Their gates' input
         and base-unit terms are two matrix products over all frames; each step is then a 32-unit
         recurrence, not a 160-unit one: a training step (64 clips, forward and backward) 0.025 s
-        against nn.GRU's 0.058 s (benchmarks/bench_enroll_step.py), ten new words enrolled in 9 s against 18 s (docs/ENROLL.md "Time
-        and size")."""
+        against nn.GRU's 0.058 s (benchmarks/bench_enroll_step.py), ten new words enrolled in 9 s
+        against 18 s (docs/ENROLL.md "Time and size")."""
         n_base, n_top = base_hidden.shape[-1], self.top.hidden_size
         rows = torch.cat([torch.arange(g * n_top + n_base, (g + 1) * n_top) for g in range(3)])   # [r; z; n]
         weight_hh = self.top.weight_hh_l0[rows]
@@ -541,29 +541,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
     delay_frames = int(round(300.0 / frontend.hop_ms))
     n_steps = cfg.personal_steps if extra_units else cfg.steps
     optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.01)
-    _train(split, optimizer, torch.Generator().manual_seed(cfg.seed), n_steps, cfg, inputs, base_hidden, all_labels,
-           negative, own_index, replay_index, delay_frames, is_own, n_base,
-           teacher_probs if cfg.distill_weight else None, anchors,
-           (lambda f: progress(0.25 + 0.7 * f)) if progress else None)
-
-    if split.base_values and (split.word_head is None or cfg.blend_new_words):
-        # With new words the word head reads the adapted layer, so a fixed share cost them (mixed,
-        # validation speakers: 0.950 unblended, 0.924 at 0.7); the takes' check keeps the share
-        # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
-        adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
-        clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
-        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
-        if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
-            hold_alarms(split, adapted, base, labels, running_speech, cfg)
-    return split
-
-
-def _train(split: "_Split", optimizer, gen: torch.Generator, n_steps: int, cfg: EnrollConfig, inputs: torch.Tensor,
-           base_hidden: torch.Tensor | None, all_labels: torch.Tensor, negative: torch.Tensor,
-           own_index: torch.Tensor, replay_index: torch.Tensor, delay_frames: int, is_own: torch.Tensor,
-           n_base: int, teacher_probs: torch.Tensor | None, anchors: list, progress=None) -> None:
-    """`n_steps` of `optimizer` with cosine decay; each batch `cfg.own_share` the user's examples, the
-    rest replay. `progress(fraction of the steps)` as it goes."""
+    gen = torch.Generator().manual_seed(cfg.seed)
     for step in range(n_steps):
         for group in optimizer.param_groups:   # cosine decay
             group["lr"] = group["peak_lr"] * 0.5 * (1 + math.cos(math.pi * step / n_steps))
@@ -572,7 +550,7 @@ def _train(split: "_Split", optimizer, gen: torch.Generator, n_steps: int, cfg: 
                           replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])
         logits, _ = split(inputs[rows], None if base_hidden is None else base_hidden[rows])
         loss = _word_loss(logits, all_labels[rows], negative[rows], delay_frames)
-        if teacher_probs is not None:
+        if cfg.distill_weight:
             from_bank = ~is_own[rows]
             t = cfg.distill_temperature
             student = F.log_softmax(logits[from_bank, -1, :n_base] / t, dim=1)
@@ -585,7 +563,18 @@ def _train(split: "_Split", optimizer, gen: torch.Generator, n_steps: int, cfg: 
         optimizer.step()
         split.restore_frozen()
         if progress and step % 25 == 0:
-            progress(step / n_steps)
+            progress(0.25 + 0.7 * step / n_steps)
+
+    if split.base_values and (split.word_head is None or cfg.blend_new_words):
+        # With new words the word head reads the adapted layer, so a fixed share cost them (mixed,
+        # validation speakers: 0.950 unblended, 0.924 at 0.7); the takes' check keeps the share
+        # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
+        adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
+        clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
+        split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
+        if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
+            hold_alarms(split, adapted, base, labels, running_speech, cfg)
+    return split
 
 
 STREAM_CHUNK_FRAMES = 1000   # the running speech is run as a batch of overlapping chunks, not 50k steps in a row
