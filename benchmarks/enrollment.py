@@ -325,9 +325,16 @@ def _digits_draw(job) -> dict:
             "clips": int(held.sum()), "enroll_seconds": round(seconds, 1),
             "other_validation": round(float(np.mean((predicted == truth)[~digits])), 4),
             "base_other_validation": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[~digits])), 4),
-            # running speech with no digit in it (the training coffee orders, not the held-out half)
-            "coffee_train_alarms": len(StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events),
+            # running speech (the training coffee orders, not the held-out half): built-in commands' alarms,
+            # and the new words' detections (an order may say "two")
+            **alarms_by_kind(model, base),
             "mistakes": dict(mistakes.most_common(6))}
+
+
+def alarms_by_kind(model, base) -> dict:
+    events = StreamingRecognizer(model).process(_IMAGES["coffee_train"]).events
+    return {"coffee_train_alarms": sum(e.label in base.labels for e in events),
+            "coffee_train_new_words": dict(Counter(e.label for e in events if e.label not in base.labels))}
 
 
 def words_part(args, cfg: EnrollConfig) -> dict:
@@ -346,6 +353,8 @@ def words_part(args, cfg: EnrollConfig) -> dict:
             "other_validation_mean": round(float(other.mean()), 4),
             "base_other_validation": rows[0]["base_other_validation"],
             "coffee_train_alarms_mean": round(float(np.mean([r["coffee_train_alarms"] for r in rows])), 2),
+            "coffee_train_new_words_mean": round(float(np.mean([sum(r["coffee_train_new_words"].values())
+                                                                for r in rows])), 2),
             "base_coffee_train_alarms": len(StreamingRecognizer(_IMAGES["base"]).process(_IMAGES["coffee_train"]).events),
             "enroll_seconds_mean": round(float(np.mean([r["enroll_seconds"] for r in rows])), 1), "rows": rows}
 
@@ -410,15 +419,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("part", choices=("fsdd", "precise", "commands", "mixed", "images", "words"))
     parser.add_argument("--draws", type=int, default=4, help="words: pseudo-users drawn")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="words: enrollment seeds per draw")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1],
+                        help="words: enrollment seeds per draw (instead of --seed)")
     parser.add_argument("--split", default="test", choices=("validation", "test"),
                         help="commands, mixed: whose commands (choose a method on validation speakers)")
     parser.add_argument("--fsdd-speaker", default="george", help="mixed: whose digits are the new words")
     parser.add_argument("--model", default=str(default_model_dir()))
     parser.add_argument("--takes", type=int)
     parser.add_argument("--steps", type=int, default=EnrollConfig().steps)
-    parser.add_argument("--personal-steps", type=int, default=EnrollConfig().personal_steps,
-                        help="steps when personal units adapt (new words alone)")
+    parser.add_argument("--personal-steps", type=int,
+                        help="steps when personal units adapt (new words alone; default: --steps, as `enroll --steps`)")
     parser.add_argument("--copies", type=int, default=EnrollConfig().copies_per_take, help="augmented copies per take")
     parser.add_argument("--seed", type=int, default=EnrollConfig().seed,
                         help="enrollment's seed (augmentation, batches): how much a figure moves by chance")
@@ -462,7 +472,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps, seed=args.seed, copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
+    cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps or args.steps, seed=args.seed, copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),

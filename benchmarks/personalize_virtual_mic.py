@@ -30,7 +30,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the `speechcmd` command sets it
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 
 from live_audio import VirtualMic  # noqa: E402
 
@@ -98,7 +97,7 @@ def main() -> None:
         if not wait_until(app, lambda: recording.state in ("recording", "failed"), 15.0):
             raise SystemExit(f"the microphone delivered nothing for 15 s ({recording.state})")
         time.sleep(args.lead_s)
-        mic.play(files[word][slot]).wait()
+        mic.play(files[word][slot]).wait(10)
         if not wait_until(app, lambda: dialog._recording is None, 15.0):
             raise SystemExit("a take did not end")
         if redone > 3 * len(DIGITS):

@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     from model.takes import EnrollConfig   # no torch: the defaults shown are the ones enroll uses
     p.add_argument("--min-takes", type=int, default=EnrollConfig.min_takes, help="good takes each word needs")
     default_steps = (str(EnrollConfig.steps) if EnrollConfig.personal_steps == EnrollConfig.steps else
-                     f"{EnrollConfig.personal_steps} for new words alone, {EnrollConfig.steps} otherwise")
+                     f"{EnrollConfig.personal_steps} for new words without commands, {EnrollConfig.steps} otherwise")
     p.add_argument("--steps", type=int, help=f"adaptation steps (default {default_steps})")
     p.add_argument("--keep-base", default="auto",
                    help="when built-in commands are re-recorded (and no new word): the share of the way the adapted "

@@ -247,13 +247,20 @@ class _Split(torch.nn.Module):
             x, _ = self.bottom(x)
         return x
 
+    def base_units_blind(self) -> bool:
+        """Whether the base units read none of the personal units. A fresh enrollment makes them so; a
+        personal model whose whole top layer was later adapted (re-recorded commands) may not be."""
+        n_base, n_top = self.network.cfg.hidden_size, self.top.hidden_size
+        return all(bool(self.top.weight_hh_l0[g * n_top:g * n_top + n_base, n_base:].abs().max() == 0)
+                   for g in range(3))
+
     @torch.no_grad()
     def base_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, T, C] top-layer inputs -> the frozen base units' outputs [B, T, hidden]: they read neither
         the personal units nor any trained weight, so adaptation computes them once for every example."""
-        n_base, n_top = self.network.cfg.hidden_size, self.top.hidden_size
-        blind = all(self.top.weight_hh_l0[g * n_top:g * n_top + n_base, n_base:].abs().max() == 0 for g in range(3))
-        assert blind, "the base units read the personal units: their outputs cannot be computed once"
+        if not self.base_units_blind():
+            raise ValueError("the base units read the personal units: their outputs cannot be computed once")
+        n_base = self.network.cfg.hidden_size
         return torch.cat([self.top(inputs[i:i + 256])[0][..., :n_base]
                           for i in range(0, len(inputs), 256)])
 
@@ -514,8 +521,10 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
     if progress:
         progress(0.25)
 
-    # With personal units the base units are frozen and blind to them: their outputs are computed once
-    base_hidden = split.base_hidden(inputs) if split.personal and cfg.fast_personal_units else None
+    # With personal units the base units are frozen and (as a rule) blind to them: their outputs are computed
+    # once. Otherwise (a personal model whose whole top layer adapted since) nn.GRU steps the whole layer.
+    base_hidden = (split.base_hidden(inputs) if split.personal and cfg.fast_personal_units and split.base_units_blind()
+                   else None)
     n_base = len(base.labels)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     if cfg.distill_weight:

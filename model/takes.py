@@ -22,10 +22,11 @@ class EnrollError(Exception):
 class EnrollConfig:
     min_takes: int = 2               # good takes a word needs
     steps: int = 250                 # adaptation steps when the whole top layer adapts (re-recorded commands)
-    personal_steps: int = 250        # ... when personal units do (new words alone). 500 on the image validation
+    personal_steps: int = 250        # ... when personal units do (new words, no command). 500 on the image validation
                                      # speakers' digits: 0.751 +- 0.020 new words against 0.711 +- 0.028, but 1.1
-                                     # points more other words taken for them and 5.4 alarms on the training
-                                     # coffee orders against 3.6 (base 2), twice the time: not kept (docs/ENROLL.md)
+                                     # points more other words taken for them, twice as many new-word detections
+                                     # in the training coffee orders (3.4 vs 1.6), twice the time: not kept
+                                     # (docs/ENROLL.md)
     batch_size: int = 64
     learning_rate: float = 6e-3      # with personal units, and new words' output rows always (2e-3 left new
                                      # words under-trained: 0.936 vs 0.978, FSDD jackson)

@@ -491,7 +491,29 @@ def test_personal_units_stepped_alone_compute_what_the_whole_layer_computes():
         assert grad_whole.abs().max() > 1e-3
         assert torch.allclose(grad_whole, grad_alone, rtol=1e-3, atol=1e-5)
 
+    assert split.base_units_blind()
     with torch.no_grad():
         split.top.weight_hh_l0[0, n_base] = 0.1   # a base unit reading a personal one
-    with pytest.raises(AssertionError, match="read the personal units"):
+    assert not split.base_units_blind()
+    with pytest.raises(ValueError, match="read the personal units"):
         split.base_hidden(inputs)
+
+
+def test_new_words_on_a_personal_model_whose_commands_were_re_recorded(personal, tmp_path):
+    """Personal model (new words) -> `yes` re-recorded (the whole top layer adapts, so its base units may
+    now read the personal units) -> another new word: the third enrollment must still work (it steps the
+    whole layer when the personal units cannot be stepped alone) and keep every word."""
+    root, _ = personal
+    yes_takes = _yes_takes(tmp_path / "yes_takes")
+    out = run_cli("enroll", "--takes", str(yes_takes), "--out", str(tmp_path / "with_yes"), "--model",
+                  str(root / "model"), "--steps", "20", timeout_s=200)
+    assert out.returncode == 0, out.stderr
+    new_word = tmp_path / "deux_takes" / "deux"
+    new_word.mkdir(parents=True)
+    for t in range(3):
+        shutil.copy(TAKES_DIR / f"two_{t}.wav", new_word / f"{t}.wav")
+    out = run_cli("enroll", "--takes", str(new_word.parent), "--out", str(tmp_path / "with_deux"), "--model",
+                  str(tmp_path / "with_yes"), "--steps", "20", "--json", timeout_s=200)
+    assert out.returncode == 0, out.stderr
+    labels = json.loads((tmp_path / "with_deux" / "config.json").read_text())["labels"]
+    assert labels[-4:] == ["one", "two", "zero", "deux"]
