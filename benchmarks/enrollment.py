@@ -472,7 +472,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps or args.steps, seed=args.seed, copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
+    cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps or args.steps, seed=args.seed,
+                       copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
                        distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
