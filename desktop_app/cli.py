@@ -105,9 +105,9 @@ def cmd_train(args) -> int:
     net = NetworkConfig(cell=args.cell, hidden_size=args.hidden_size, n_layers=args.layers,
                         conv_channels=args.conv_channels, dropout=args.dropout, input_norm=args.input_norm)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                      max_clips=args.max_clips, eval_every_epochs=args.eval_every,
-                      extra_unknown_share=args.extra_unknown_share, negative_frame_weight=args.negative_frame_weight,
-                      word_frame_weight=args.word_frame_weight, image_silence=args.image_silence,
+                      warmup_epochs=args.warmup_epochs, max_clips=args.max_clips, eval_every_epochs=args.eval_every,
+                      extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
+                      talk_share=args.talk_share, mine_level=args.mine_level,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
     frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
     from model.model_config import ModelLoadError, read_model_spec
@@ -116,7 +116,7 @@ def cmd_train(args) -> int:
             read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
         result = train(args.data, args.out, net, cfg, frontend=frontend, aug=AugmentConfig(),
                        extra_unknown=args.extra_unknown, extra_words=args.extra_words,
-                       show_progress=not args.quiet, teachers=args.teacher)
+                       show_progress=not args.quiet, teachers=args.teacher, talk=args.talk, init_from=args.init)
     except (DatasetError, ModelLoadError, AudioReadError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if not result.report:   # a rank other than 0 under torchrun: rank 0 reports
@@ -345,28 +345,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--input-norm", choices=("fixed", "pcen"), default="fixed",
                    help="fixed per-bin normalisation, or PCEN (causal per-channel energy normalisation)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=2, help="epochs between validation runs")
+    from model.train_config import TrainConfig   # no torch: the defaults shown are the ones train uses
+    recipe = TrainConfig()
+    p.add_argument("--epochs", type=int, default=recipe.epochs)
+    p.add_argument("--warmup-epochs", type=int, default=recipe.warmup_epochs, help="epochs of rising learning rate")
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size)
+    p.add_argument("--lr", type=float, default=recipe.learning_rate)
+    p.add_argument("--seed", type=int, default=recipe.seed)
+    p.add_argument("--eval-every", type=int, default=recipe.eval_every_epochs, help="epochs between validation runs")
     p.add_argument("--max-clips", type=int, default=0, help="use only this many clips per split (quick runs)")
     p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
     p.add_argument("--extra-words", nargs="*", default=[],
                    help="folders of word folders (e.g. synthetic speech) added to training, labelled by folder")
-    p.add_argument("--extra-unknown-share", type=float, default=0.15,
+    p.add_argument("--extra-unknown-share", type=float, default=recipe.extra_unknown_share,
                    help="extra unknown clips per training word clip, split evenly between the paths")
-    p.add_argument("--negative-frame-weight", type=float, default=0.0,
-                   help="weight of a loss on every frame of _unknown_/_silence_ clips (fewer false alarms in streams)")
-    p.add_argument("--word-frame-weight", type=float, default=0.0,
-                   help="weight of a loss on the 300 ms after each word ends (steadier posteriors in streams)")
+    p.add_argument("--talk", nargs="*", default=[],
+                   help="command-free running speech (files/folders), trained as _unknown_ on every frame")
+    p.add_argument("--talk-share", type=float, default=recipe.talk_share, help="talk sequences per batch row")
+    p.add_argument("--mine-level", type=float, default=recipe.mine_level,
+                   help="talk frames where a command's smoothed probability reaches this are trained again")
+    p.add_argument("--init", help="start from this model folder's weights (fine-tuning; same network)")
     p.add_argument("--image-silence", choices=("auto", "always", "never"), default="auto",
                    help="the image set's _silence_ crops; auto: only when no wav folder has _background_noise_ "
                         "(the crops come from the same recordings and may hold the wav set's held-out noise)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default)")
     p.add_argument("--device", default="cpu", help='where the network trains: "cpu" or "cuda" (batches are made on the CPU)')
     p.add_argument("--teacher", nargs="*", default=[], help="model folders to distil from (their averaged posteriors)")
-    p.add_argument("--distill-weight", type=float, default=0.5, help="share of the loss from the teachers")
+    p.add_argument("--distill-weight", type=float, default=recipe.distill_weight, help="share of the loss from the teachers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -431,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=model_help)
     p.set_defaults(func=cmd_demo)
 
+    from desktop_app.det_cli import add_det_command
+    add_det_command(sub, model_help)
     from desktop_app.live_cli import add_live_commands
     add_live_commands(sub)
     return parser

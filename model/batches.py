@@ -5,6 +5,10 @@ image) with its label at the clip's last frame. In a share of the batches the cl
 several to a sequence, with a loss at the end of each: the recurrent state then has to carry on from
 whatever came before and let go of it, which the streaming recognizer needs (it never resets).
 
+With a talk bank (model/talk_data.py), every batch also gets `talk_share` rows of running speech as
+long as its sequences, `_unknown_` on every frame after `talk_warmup_frames`: in a stream the detector
+reads every frame, so talk must read as talk all the way through, not only at one trained frame.
+
 With several processes (torchrun) every rank draws the same epoch order and takes its own slice of
 each batch, so the ranks together train on exactly the batches one process would.
 """
@@ -17,7 +21,8 @@ from audio import augment
 from audio.augment import AugmentConfig
 from audio.config import FrontendConfig
 from model.feature_data import FeatureSet, NoiseBank
-from model.labels import LABELS, SILENCE
+from model.labels import LABELS, SILENCE, UNKNOWN
+from model.talk_data import TalkBank
 
 # Generated `_silence_` examples: noise at RMS -70..-20 dBFS, as the waveform loaders made them.
 SILENCE_LEVEL_DB = (-70.0, -20.0)
@@ -28,7 +33,8 @@ class BatchMaker:
 
     def __init__(self, train: FeatureSet, noise: NoiseBank, frontend: FrontendConfig, aug: AugmentConfig,
                  batch_size: int, silence_share: float, chain_prob: float, chain_clips: int, seed: int,
-                 fill: torch.Tensor, rank: int = 0, world_size: int = 1):
+                 fill: torch.Tensor, rank: int = 0, world_size: int = 1, talk: TalkBank | None = None,
+                 talk_share: float = 0.0, talk_hard_share: float = 0.5, talk_warmup_frames: int = 20):
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} does not split over {world_size} processes")
         self.train, self.noise, self.frontend, self.aug = train, noise, frontend, aug
@@ -40,6 +46,9 @@ class BatchMaker:
         self.gen = torch.Generator().manual_seed(seed + 7919 * rank)  # each rank augments differently
         self.silence_index = LABELS.index(SILENCE)
         self.n_frames = train.feats.shape[1]
+        self.talk, self.talk_share, self.talk_hard_share = talk, talk_share, talk_hard_share
+        self.talk_warmup_frames = talk_warmup_frames
+        self.talk_rng = np.random.default_rng(seed + 7919 * rank)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -60,9 +69,27 @@ class BatchMaker:
         level_db = SILENCE_LEVEL_DB[0] + (SILENCE_LEVEL_DB[1] - SILENCE_LEVEL_DB[0]) * torch.rand(n, generator=self.gen)
         return augment.from_power(power * (10.0 ** (level_db / 10.0))[:, None, None], self.frontend)
 
+    def _augment(self, feats: torch.Tensor, from_wav: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        """Reverberation, gain, noise (on the `noisy` rows) and image-like rounding (`from_wav` rows)."""
+        aug, cfg, gen = self.aug, self.frontend, self.gen
+        if aug.reverb_prob > 0:
+            use = torch.rand(len(feats), generator=gen) < aug.reverb_prob
+            if use.any():
+                feats[use] = augment.reverberate(feats[use], cfg, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, gen)
+        if aug.gain_db > 0:
+            feats = augment.random_gain(feats, aug.gain_db, cfg, gen)
+        if aug.noise_prob > 0:
+            noise = self.noise.sample(len(feats), feats.shape[1], gen)
+            mixed = augment.mix_noise(feats, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, cfg, gen)
+            feats = torch.where(noisy[:, None, None], mixed, feats)
+        if aug.round_wav:
+            feats = augment.round_like_images(feats, from_wav)
+        return feats
+
     def make(self, index: np.ndarray):
-        """-> (features [S, T, mel], labels [S, k], loss frames [k], speech end frames [S, k]): S sequences
-        of k clips each; a clip's speech end frame counts from the clip's own first frame."""
+        """-> (features [S, T, mel], labels [S, k], loss frames [k], frame targets [S, T]): S sequences
+        of k clips each, labelled at each clip's last frame; frame targets are -100 (no loss) except on
+        the talk rows, which are `_unknown_` on every frame after the warm-up."""
         aug, cfg, gen = self.aug, self.frontend, self.gen
         n_frames = self.n_frames
         is_word = torch.from_numpy(index < len(self.train))
@@ -81,20 +108,7 @@ class BatchMaker:
         if aug.stretch_min != 1.0 or aug.stretch_max != 1.0 or aug.warp_min != 1.0 or aug.warp_max != 1.0:
             feats = augment.stretch_and_warp(feats, (aug.stretch_min, aug.stretch_max), (aug.warp_min, aug.warp_max),
                                              silence, gen)
-        if aug.reverb_prob > 0:
-            use = torch.rand(len(index), generator=gen) < aug.reverb_prob
-            if use.any():
-                feats[use] = augment.reverberate(feats[use], cfg, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, gen)
-        if aug.gain_db > 0:
-            feats = augment.random_gain(feats, aug.gain_db, cfg, gen)
-        # Where each word ends, found on the clip before noise is added.
-        speech_end = speech_end_frames(feats, cfg)
-        if aug.noise_prob > 0:
-            noise = self.noise.sample(len(index), n_frames, gen)
-            noisy = augment.mix_noise(feats, noise, aug.noise_prob, aug.snr_db_min, aug.snr_db_max, cfg, gen)
-            feats = torch.where(is_word[:, None, None], noisy, feats)   # silence rows are noise already
-        if aug.round_wav:
-            feats = augment.round_like_images(feats, from_wav)
+        feats = self._augment(feats, from_wav, noisy=is_word)   # silence rows are noise already
 
         segments = 1
         chain = self.order_rng.random() < self.chain_prob   # the same decision on every rank
@@ -104,21 +118,18 @@ class BatchMaker:
             keep = len(index) - len(index) % segments
             feats = feats[:keep].reshape(keep // segments, segments * n_frames, cfg.n_mels)
             labels = labels[:keep].reshape(keep // segments, segments)
-            speech_end = speech_end[:keep].reshape(keep // segments, segments)
         else:
             labels = labels[:, None]
-            speech_end = speech_end[:, None]
+        targets = torch.full(feats.shape[:2], -100, dtype=torch.long)
+        n_talk = int(round(self.talk_share * len(index))) if self.talk is not None else 0
+        if n_talk:
+            talk = torch.from_numpy(self.talk.crops(n_talk, feats.shape[1], self.talk_rng, self.talk_hard_share)).float()
+            talk = self._augment(talk, torch.ones(n_talk, dtype=torch.bool), noisy=torch.ones(n_talk, dtype=torch.bool))
+            talk_targets = torch.full((n_talk, feats.shape[1]), LABELS.index(UNKNOWN), dtype=torch.long)
+            talk_targets[:, :self.talk_warmup_frames] = -100
+            feats = torch.cat([feats, talk])
+            labels = torch.cat([labels, torch.full((n_talk, segments), LABELS.index(UNKNOWN), dtype=torch.long)])
+            targets = torch.cat([targets, talk_targets])
         loss_frames = torch.tensor([(k + 1) * n_frames - 1 for k in range(segments)])
         feats = augment.spec_augment(feats, aug, gen, self.fill)
-        return feats, labels, loss_frames, speech_end
-
-
-def speech_end_frames(feats: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
-    """[B, T, mel] features -> [B] index of the last frame louder than halfway (in dB) between the
-    clip's background (its 10th-percentile frame) and its loudest frame: where the spoken word ends.
-    Halfway, not a fixed distance below the peak, because many clips carry their own room noise."""
-    energy_db = 10 * torch.log10(augment.to_power(feats, frontend).sum(-1) + 1e-20)
-    peak, floor = energy_db.max(1, keepdim=True).values, energy_db.quantile(0.1, dim=1, keepdim=True)
-    loud = energy_db >= (peak + floor) / 2
-    last_from_end = loud.flip(1).int().argmax(1)
-    return feats.shape[1] - 1 - last_from_end
+        return feats, labels, loss_frames, targets

@@ -29,7 +29,7 @@ from audio.augment import AugmentConfig
 from audio.config import FrontendConfig
 from audio.io import read_audio, find_audio_files, AudioReadError
 from model import data, feature_data
-from model.batches import BatchMaker, speech_end_frames  # noqa: F401 (speech_end_frames re-exported)
+from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
 from model.enroll import save_replay_bank
@@ -37,41 +37,11 @@ from model.evaluate import feature_posteriors, metrics
 from model.feature_data import FeatureSet
 from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import NetworkConfig, RecurrentClassifier
+from model.talk_data import TalkBank, mine_hard_frames
+from model.train_config import TrainConfig  # noqa: F401 (callers import it from here too)
 
 
 REPLAY_PER_LABEL = 50    # training clips per label kept in the model folder for enrollment
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    warmup_epochs: int = 2
-    ema_decay: float = 0.998
-    chain_prob: float = 0.5            # share of batches whose clips are chained into sequences
-    chain_clips: int = 3               # clips per chained sequence
-    negative_frame_weight: float = 0.0  # weight of a loss on every frame of `_unknown_`/`_silence_` clips
-    negative_delay_ms: float = 300.0   # ...from this far into the clip (the state may still hold the
-                                       # previous clip's word before that)
-    word_frame_weight: float = 0.0     # weight of a loss on the frames just after each spoken word ends
-    word_frames_ms: float = 300.0      # ...on this long a stretch (cut at the clip's end)
-    silence_share: float = 0.1         # silence examples per word example, each epoch
-    image_silence: str = "auto"        # the image set's `_silence_` crops: "auto" uses them only when no wav
-                                       # folder has background noise (they are cut from the same six
-                                       # recordings, at unknown positions, so they may hold the wav set's
-                                       # held-out noise), "always", "never"
-    extra_unknown_share: float = 0.15  # cap on extra unknown examples, per training word clip (split
-                                       # evenly between the paths given)
-    seed: int = 0
-    eval_every_epochs: int = 2
-    max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
-    threads: int = 0                   # 0: torch's default
-    device: str = "cpu"                # where the network trains ("cuda": batches are still made on the CPU)
-    distill_weight: float = 0.5        # with teachers: share of the loss that matches their averaged posteriors
-    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -117,43 +87,6 @@ def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: in
     return FeatureSet(feature_data.wav_features(np.stack(waves), frontend),
                       np.full(len(waves), LABELS.index(UNKNOWN), np.int64), np.zeros(len(waves), bool),
                       [f"extra-unknown-{i}" for i in range(len(waves))])
-
-
-WORD_END_MARGIN_FRAMES = 5
-
-
-def word_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, speech_end: torch.Tensor,
-                       n_frames: int, span_frames: int) -> torch.Tensor:
-    """Per-frame targets [S, T]: each word clip's label on `span_frames` frames from where its word
-    ends (cut at the clip's loss frame), -100 elsewhere. Why: the detector averages the posteriors
-    over a window and fires on any frame, so a word must read as itself for a while after it ends,
-    not at one trained frame only (its clip's last)."""
-    targets = torch.full((labels.shape[0], n_frames), -100, dtype=torch.long)
-    word = labels != LABELS.index(SILENCE)
-    first = 0
-    for k, last in enumerate(loss_frames.tolist()):
-        for row in torch.nonzero(word[:, k]).flatten().tolist():
-            # A little after the halfway level: quiet fricative tails ("off", "yes") are part of the word.
-            start = first + int(speech_end[row, k]) + WORD_END_MARGIN_FRAMES
-            targets[row, start:min(start + span_frames, last + 1)] = labels[row, k]
-        first = last + 1
-    return targets
-
-
-def negative_frame_targets(labels: torch.Tensor, loss_frames: torch.Tensor, n_frames: int,
-                           delay_frames: int) -> torch.Tensor:
-    """Per-frame targets [S, T] for the dense loss: the clip's label on the frames of `_unknown_` and
-    `_silence_` clips (from `delay_frames` into the clip to its loss frame), -100 (ignored) elsewhere.
-    Why: in a stream the detector reads every frame, not only a clip's last one, so other speech
-    and noise must read as such all the way through, not just at the end."""
-    targets = torch.full((labels.shape[0], n_frames), -100, dtype=torch.long)
-    negative = (labels == LABELS.index(UNKNOWN)) | (labels == LABELS.index(SILENCE))
-    first = 0
-    for k, last in enumerate(loss_frames.tolist()):
-        rows = negative[:, k]
-        targets[rows, first + delay_frames:last + 1] = labels[rows, k, None]
-        first = last + 1
-    return targets
 
 
 def _distill_loss(logits: torch.Tensor, teachers: list[RecurrentClassifier], feats: torch.Tensor,
@@ -254,12 +187,18 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
           frontend: FrontendConfig = FrontendConfig.speech_commands_images(), aug: AugmentConfig = AugmentConfig(),
           extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
           show_progress: bool = True, teachers: list[str] | None = None,
-          extra_words: list[str] | None = None) -> TrainResult:
+          extra_words: list[str] | None = None, talk: list[str] | None = None,
+          init_from: str | None = None) -> TrainResult:
     """`data_dirs`: one or more Speech Commands folders, wav or log-mel images (feature_data.py).
     `teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
     also learns from (knowledge distillation: an ensemble's accuracy in one network's size).
     `extra_words`: folders of word folders (e.g. scripts/synthesize_words.py's) whose every clip
     joins training, labelled by its folder's word.
+    `talk`: files or folders of command-free running speech, trained as `_unknown_` on every frame of
+    sequences as long as the batch's (model/talk_data.py); the frames where the model fires on them
+    are mined and trained again.
+    `init_from`: a model folder of the same network whose weights training starts from (fine-tuning;
+    its feature normalisation is kept).
 
     Under torchrun every rank trains on its share of each batch; rank 0 alone logs, evaluates and
     writes (the other ranks return a result without a report)."""
@@ -302,17 +241,30 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         n_extra_words += len(clips)
         train_set = feature_data.concat(train_set, clips)
 
+    talk_bank = None
+    if talk:
+        talk_bank = TalkBank.from_paths(talk, frontend)
+        if show_progress:
+            print(f"talk: {talk_bank.n_files} files, {talk_bank.hours:.2f} h", file=sys.stderr)
     network = RecurrentClassifier(net_cfg)
     feature_mean, feature_std = _feature_stats(train_set.feats)
-    mean, std = feature_mean, feature_std
-    if net_cfg.input_norm == "pcen":
-        mean, std = _feature_stats(train_set.feats, transform=lambda f: network.pcen(f)[0])
-    network.feature_mean.copy_(mean)
-    network.feature_std.copy_(std)
+    if init_from:
+        start = load_checkpoint(init_from)
+        if start.frontend != frontend or tuple(start.labels) != LABELS or start.network.cfg != net_cfg:
+            raise data.DatasetError(f"{init_from} has another frontend, labels or network than this training")
+        network.load_state_dict(start.network.state_dict())
+        feature_mean = network.feature_mean.clone()
+    else:
+        mean, std = feature_mean, feature_std
+        if net_cfg.input_norm == "pcen":
+            mean, std = _feature_stats(train_set.feats, transform=lambda f: network.pcen(f)[0])
+        network.feature_mean.copy_(mean)
+        network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
     # SpecAugment masks the features, so they are filled with the per-bin mean.
     maker = BatchMaker(train_set, noise, frontend, aug, cfg.batch_size, cfg.silence_share, cfg.chain_prob,
-                       cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size)
+                       cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size,
+                       talk=talk_bank, talk_share=cfg.talk_share, talk_hard_share=cfg.talk_hard_share)
     device = torch.device(device_name)
     network.to(device)
     ema.to(device)
@@ -329,28 +281,27 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = maker.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
-    delay_frames = int(round(cfg.negative_delay_ms / frontend.hop_ms))
-    word_frames = int(round(cfg.word_frames_ms / frontend.hop_ms))
     step = 0
     history: list[dict] = []
     best = {"score": -1.0}
     best_state = copy.deepcopy(ema.state_dict())
     for epoch in range(1, cfg.epochs + 1):
+        if talk_bank is not None and cfg.mine_every_epochs and (epoch - 1) % cfg.mine_every_epochs == 0 \
+                and (init_from or epoch > 1):
+            # Every rank mines the same frames from the same EMA weights (they are equal on all ranks).
+            talk_bank.hard_ends = mine_hard_frames(ema.eval(), talk_bank, frontend, cfg.mine_level)
+            if show_progress:
+                tqdm.write(f"mined {len(talk_bank.hard_ends)} talk frames where a command passes {cfg.mine_level}")
         network.train()
         loss_sum = correct = seen = 0
         epoch_started = time.time()
         bar = tqdm(maker.epoch_batches(), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not show_progress, leave=False)
-        for feats, labels, loss_frames, speech_end in bar:
+        for feats, labels, loss_frames, targets in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * _lr_factor(step, cfg.warmup_epochs * steps_per_epoch, total_steps)
             feats = feats.to(device)
             frame_logits, _ = trained(feats)
-            if cfg.negative_frame_weight > 0:
-                targets = negative_frame_targets(labels, loss_frames, frame_logits.shape[1], delay_frames).to(device)
-            if cfg.word_frame_weight > 0:
-                word_targets = word_frame_targets(labels, loss_frames, speech_end, frame_logits.shape[1],
-                                                  word_frames).to(device)
             labels, loss_frames = labels.to(device), loss_frames.to(device)
             logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
@@ -358,12 +309,9 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             if teacher_nets:
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * _distill_loss(
                     logits, teacher_nets, feats, loss_frames, cfg.distill_temperature)
-            # The dense losses always enter the graph (weight 0 where a batch has no targets): under
-            # DistributedDataParallel every rank must run the same backward.
-            if cfg.negative_frame_weight > 0:
-                loss = loss + cfg.negative_frame_weight * _masked_frame_loss(frame_logits, targets, cfg.label_smoothing)
-            if cfg.word_frame_weight > 0:
-                loss = loss + cfg.word_frame_weight * _masked_frame_loss(frame_logits, word_targets, cfg.label_smoothing)
+            if talk_bank is not None:
+                loss = loss + cfg.talk_frame_weight * _masked_frame_loss(frame_logits, targets.to(device),
+                                                                          cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
@@ -393,6 +341,11 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
                     n_right, n_clips = n_right + int(right.sum()), n_clips + len(right)
             score = n_right / max(1, n_clips)
             row["selection_score"] = score
+            if talk_bank is not None:
+                # Clip accuracy does not see false alarms: each epoch is kept, to be chosen on validation
+                # streams and validation talk (`speechcmd det`).
+                save_checkpoint(out_dir / "epochs" / f"epoch{epoch:02d}", ema, LABELS, frontend, detector,
+                                {"training": {"epoch": epoch, "selection_score": score}})
             if score >= best["score"]:
                 best = {"score": score, "epoch": epoch}
                 best_state = copy.deepcopy(ema.state_dict())

@@ -99,18 +99,6 @@ def test_extra_words_join_training_labelled_by_their_folder(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-def test_negative_frame_targets_cover_only_negative_clips_after_the_delay():
-    import torch
-    from model.train import negative_frame_targets
-    yes, unknown, silence = LABELS.index("yes"), LABELS.index("_unknown_"), LABELS.index("_silence_")
-    labels = torch.tensor([[yes, unknown, silence], [silence, yes, yes]])
-    loss_frames = torch.tensor([9, 19, 29])  # three 10-frame clips
-    targets = negative_frame_targets(labels, loss_frames, 30, delay_frames=3)
-    assert (targets[0, :13] == -100).all() and (targets[0, 13:20] == unknown).all()
-    assert (targets[0, 20:23] == -100).all() and (targets[0, 23:30] == silence).all()
-    assert (targets[1, 3:10] == silence).all() and (targets[1, 10:] == -100).all()
-
-
 def test_distilled_student_learns_the_teachers_answers_without_labels(tmp_path):
     data = make_dataset(tmp_path / "sc")
     teacher = train(data, tmp_path / "teacher", TINY_NET, TINY, aug=QUIET, show_progress=False)
@@ -123,38 +111,6 @@ def test_distilled_student_learns_the_teachers_answers_without_labels(tmp_path):
     assert teacher.report["splits"]["train"]["accuracy"] >= 0.9
     assert student.report["splits"]["train"]["accuracy"] >= 0.8
     assert (teacher_says == student_says)[trained_classes].all()
-
-
-def test_speech_end_is_found_over_real_background_noise():
-    import torch
-    from conftest import DATA_DIR
-    from audio.features import LogMel
-    from model.batches import speech_end_frames
-    noise, _ = sf.read(DATA_DIR / "noise_running_tap.wav", dtype="float32")
-    waves = torch.zeros(3, 16000)
-    waves[:] = torch.from_numpy(noise[:16000] / np.abs(noise[:16000]).max() * 0.005)
-    tone = 0.3 * torch.sin(2 * np.pi * 300 * torch.arange(16000) / 16000)
-    # A 300 ms sound ending at sample 8000: frame 49 ([7840, 8240)) is the last that holds any of it.
-    waves[0, 3200:8000] += tone[3200:8000]
-    waves[1, 12800:16000] += tone[12800:16000]
-    ends = speech_end_frames(LogMel(FrontendConfig())(waves), FrontendConfig())
-    assert ends[0] == 49
-    assert ends[1] == FrontendConfig().n_frames(16000) - 1     # speech up to the clip's end
-    assert 0 <= ends[2] < 98                                     # noise only: somewhere, never out of range
-
-
-def test_word_frame_targets_follow_each_word_end_and_stop_at_its_clip():
-    import torch
-    from model.train import WORD_END_MARGIN_FRAMES as M, word_frame_targets
-    yes, unknown, silence = LABELS.index("yes"), LABELS.index("_unknown_"), LABELS.index("_silence_")
-    labels = torch.tensor([[yes, silence], [unknown, yes]])
-    loss_frames = torch.tensor([29, 59])      # two 30-frame clips
-    speech_end = torch.tensor([[5, 10], [20, 28]])
-    targets = word_frame_targets(labels, loss_frames, speech_end, 60, span_frames=10)
-    assert (targets[0, 5 + M:15 + M] == yes).all() and (targets[0] != yes).sum() == 60 - 10
-    assert (targets[0, 30:] == -100).all()                      # silence gets no word targets
-    assert (targets[1, 20 + M:30] == unknown).all() and (targets[1, :20 + M] == -100).all()
-    assert (targets[1, 30:] == -100).all()       # this "yes" ends too late: its span starts past frame 59
 
 
 def test_torchrun_with_two_cpu_ranks_writes_one_normal_checkpoint(tmp_path):

@@ -1,0 +1,38 @@
+"""Training settings (no torch: the command line shows these defaults without loading it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The defaults are the shipped model's recipe (scripts/train_shipped_model.sh adds the data)."""
+    epochs: int = 25
+    batch_size: int = 128
+    learning_rate: float = 5e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 2
+    ema_decay: float = 0.998
+    chain_prob: float = 0.5            # share of batches whose clips are chained into sequences
+    chain_clips: int = 3               # clips per chained sequence
+    talk_share: float = 0.25           # with talk (running speech): talk rows per batch row, `_unknown_` on
+                                       # every frame (model/batches.py)
+    talk_frame_weight: float = 1.0     # weight of that every-frame loss
+    talk_hard_share: float = 0.5       # share of talk rows that end at a mined frame (where the EMA model
+    mine_level: float = 0.3            # ...smoothed over 250 ms gives a command at least this), mined
+    mine_every_epochs: int = 1         # ...again every this many epochs (0: never)
+    silence_share: float = 0.1         # silence examples per word example, each epoch
+    image_silence: str = "auto"        # the image set's `_silence_` crops: "auto" uses them only when no wav
+                                       # folder has background noise (they are cut from the same six
+                                       # recordings, at unknown positions, so they may hold the wav set's
+                                       # held-out noise), "always", "never"
+    extra_unknown_share: float = 0.05  # cap on extra unknown examples, per training word clip (split
+                                       # evenly between the paths given)
+    seed: int = 1
+    eval_every_epochs: int = 1
+    max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
+    threads: int = 0                   # 0: torch's default
+    device: str = "cpu"                # where the network trains ("cuda": batches are still made on the CPU)
+    distill_weight: float = 0.5        # with teachers: share of the loss that matches their averaged posteriors
+    distill_temperature: float = 2.0

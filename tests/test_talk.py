@@ -1,0 +1,115 @@
+"""Running speech as training negatives (model/talk_data.py, batches' talk rows) and the DET sweep."""
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from audio.config import FrontendConfig
+from audio.features import LogMel
+from audio.io import read_audio
+from conftest import DATA_DIR, make_dataset, run_cli
+from model.det import headline
+from model.labels import LABELS
+from model.network import RecurrentClassifier
+from model.talk_data import TalkBank, mine_hard_frames
+from test_train import QUIET, TINY, TINY_NET
+
+TALK_DIR = DATA_DIR / "talk"
+FRONTEND = FrontendConfig.speech_commands_images()
+
+
+def test_talk_bank_holds_the_files_frames_and_crops_end_at_mined_frames():
+    bank = TalkBank.from_paths([str(TALK_DIR)], FRONTEND)
+    samples = read_audio(TALK_DIR / "coffee_order_train_0.wav", FRONTEND.sample_rate_hz)
+    expected = LogMel(FRONTEND)(torch.from_numpy(samples)).numpy()
+    assert bank.n_files == 1 and bank.feats.shape == expected.shape
+    assert np.abs(bank.feats.astype(np.float32) - expected).max() < 0.1   # float16
+    rng = np.random.default_rng(0)
+    crops = bank.crops(16, 98, rng)
+    assert crops.shape == (16, 98, FRONTEND.n_mels)
+    bank.hard_ends = np.array([400])
+    ends = []
+    for crop in bank.crops(8, 98, rng, hard_share=1.0):
+        # Where in the bank each crop came from: its first frame is unique in real speech.
+        start = int(np.flatnonzero((bank.feats == crop[0]).all(1))[0])
+        ends.append(start + 97)
+    assert all(400 <= end < 430 for end in ends)
+
+
+def _network_that_says(label: str) -> RecurrentClassifier:
+    network = RecurrentClassifier(TINY_NET).eval()
+    with torch.no_grad():
+        network.head.weight.zero_()
+        network.head.bias.fill_(-10.0)
+        network.head.bias[LABELS.index(label)] = 10.0
+    return network
+
+
+def test_mining_finds_the_frames_where_a_command_would_fire_and_no_others():
+    bank = TalkBank.from_paths([str(TALK_DIR)], FRONTEND)
+    everywhere = mine_hard_frames(_network_that_says("stop"), bank, FRONTEND, level=0.3, chunk_frames=200)
+    assert len(everywhere) > 0 and np.diff(everywhere).min() >= 10
+    assert everywhere.max() < len(bank.feats)
+    assert len(mine_hard_frames(_network_that_says("_unknown_"), bank, FRONTEND, level=0.3, chunk_frames=200)) == 0
+
+
+def test_training_on_talk_teaches_the_model_that_talk_is_unknown(tmp_path):
+    from model.train import train
+    from model.tune import stream_posteriors
+    from model.checkpoint import load_checkpoint
+    data = make_dataset(tmp_path / "sc")
+    cfg = replace(TINY, epochs=15, talk_share=1.0, talk_frame_weight=2.0, mine_every_epochs=0)
+    train(data, tmp_path / "plain", TINY_NET, cfg, frontend=FRONTEND, aug=QUIET, show_progress=False)
+    train(data, tmp_path / "talk", TINY_NET, cfg, frontend=FRONTEND, aug=QUIET, show_progress=False,
+          talk=[str(TALK_DIR)])
+    samples = read_audio(TALK_DIR / "coffee_order_train_0.wav", FRONTEND.sample_rate_hz)
+    unknown = {name: stream_posteriors(load_checkpoint(tmp_path / name), samples)[:, LABELS.index("_unknown_")].mean()
+               for name in ("plain", "talk")}
+    assert unknown["talk"] > 0.8 and unknown["talk"] > unknown["plain"] + 0.2
+    # Each epoch is kept for a choice on validation talk.
+    assert (tmp_path / "talk" / "epochs" / "epoch15" / "model.safetensors").exists()
+    # Fine-tuning starts from a model's weights; another network is refused in one line.
+    out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--quiet", "--init",
+                  str(tmp_path / "talk"), "--epochs", "1")
+    assert out.returncode == 1 and "another frontend, labels or network" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_headline_reads_the_sweep_at_the_rate_and_the_share_asked_for():
+    rows = [{"threshold": 0.5, "found_pct": 97.0, "alarms_per_hour": 12.0},
+            {"threshold": 0.7, "found_pct": 95.5, "alarms_per_hour": 3.0},
+            {"threshold": 0.8, "found_pct": 90.0, "alarms_per_hour": 1.0},
+            {"threshold": 0.9, "found_pct": 70.0, "alarms_per_hour": 0.0}]
+    h = headline(rows)
+    assert h["found_pct_at_1_per_hour"] == 90.0 and h["threshold_at_1_per_hour"] == 0.8
+    assert h["alarms_per_hour_at_95_pct"] == 3.0 and h["threshold_at_95_pct"] == 0.7
+    assert headline(rows, max_alarms_per_hour=-1)["found_pct_at_-1_per_hour"] is None
+
+
+def test_det_sweeps_the_shipped_detector_and_writes_the_chosen_threshold(tmp_path, model):
+    data = make_dataset(tmp_path / "sc")
+    folder = tmp_path / "model"
+    shutil.copytree(model.path, folder)
+    out = run_cli("det", "--model", str(folder), "--data", str(data), "--split", "validation", "--streams", "1",
+                  "--seconds", "30", "--talk", str(TALK_DIR), "--json", "--plot", str(tmp_path / "det.png"),
+                  "--max-alarms-per-hour", "1000")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)[str(folder)]
+    rows = result["rows"]
+    assert result["talk_hours"]["talk"] == pytest.approx(len(read_audio(TALK_DIR / "coffee_order_train_0.wav", 16000))
+                                                         / 16000 / 3600, rel=1e-3)
+    assert [r["threshold"] for r in rows] == sorted(r["threshold"] for r in rows)
+    # A higher threshold never fires more on talk, nor finds more words.
+    assert all(a["alarms"] >= b["alarms"] for a, b in zip(rows, rows[1:]))
+    assert all(a["found_pct"] >= b["found_pct"] for a, b in zip(rows, rows[1:]))
+    assert (tmp_path / "det.png").stat().st_size > 0
+    chosen = result["headline"]["threshold_at_1000_per_hour"]
+    out = run_cli("det", "--model", str(folder), "--data", str(data), "--split", "validation", "--streams", "1",
+                  "--seconds", "30", "--talk", str(TALK_DIR), "--max-alarms-per-hour", "1000", "--write")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((folder / "config.json").read_text())["detector"]["threshold"] == chosen
+    out = run_cli("det", "--model", str(folder), "--talk", str(tmp_path / "nothing_here"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
