@@ -359,7 +359,7 @@ class ActionRunner:
         self.report = report or (lambda result: None)
         self.enabled = True
         self._pool = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="action")
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()   # also signals the end of a run (in_order waits for it)
         self._running: set[str] = set()
         self._processes: set[subprocess.Popen] = set()
         self._last_fired_s: dict[str, float] = {}
@@ -368,8 +368,10 @@ class ActionRunner:
     def set_actions(self, action_set: ActionSet) -> None:
         self.action_set = action_set
 
-    def handle(self, event) -> bool:
-        """An event from the detector: start its action if one is bound and due. Returns at once."""
+    def handle(self, event, in_order: bool = False) -> bool:
+        """An event from the detector: start its action if one is bound and due. Returns at once; with
+        `in_order` (a recording read faster than real time) it first waits for the same action's
+        previous run to end instead of skipping it."""
         if not self.enabled or self._closed:
             return False
         action = self.action_set.actions.get(event.label)
@@ -379,7 +381,7 @@ class ActionRunner:
             last = self._last_fired_s.get(action.label)
             if last is not None and 0 <= event.time_s - last < action.cooldown_ms / 1000.0:
                 return False
-        if not self._submit(action, event):
+        if not self._submit(action, event, wait=in_order):
             return False
         with self._lock:
             self._last_fired_s[action.label] = event.time_s
@@ -391,8 +393,10 @@ class ActionRunner:
         from model.detector import Detection
         return self._submit(action, Detection(0.0, action.label, 1.0), key_tool)
 
-    def _submit(self, action: Action, event, key_tool: KeyTool | None = None) -> bool:
+    def _submit(self, action: Action, event, key_tool: KeyTool | None = None, wait: bool = False) -> bool:
         with self._lock:
+            while wait and action.label in self._running and not self._closed:
+                self._lock.wait()
             if action.label in self._running:
                 self.report(ActionResult(action.label, action.describe(), False,
                                          f"action for {action.label!r} skipped: its previous run has not ended",
@@ -417,6 +421,7 @@ class ActionRunner:
         finally:
             with self._lock:
                 self._running.discard(action.label)
+                self._lock.notify_all()
         self.report(result)
 
     def _execute(self, action: Action, event, handed_at: float, what: str, key_tool: KeyTool | None) -> ActionResult:

@@ -60,7 +60,9 @@ def cmd_detect(args) -> int:
         for event in run_detection(model, [args.file], _detector_config(model, args)):
             print_event(event, args.json)
             if runner is not None:
-                runner.handle(event)   # fired as found; the events' own times drive the cooldowns
+                # In order, none skipped for a run still going: the file is read faster than real
+                # time; the events' own times drive the cooldowns.
+                runner.handle(event, in_order=True)
     except AudioReadError as exc:
         raise UserError(str(exc)) from None
     finally:

@@ -52,7 +52,7 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isolation-gate", type=float,
                         help="ignore commands coming out of running speech: the largest mean _unknown_ "
                              "probability allowed 1000-400 ms before one (0 = off; default: the model's "
-                             "config.json, 0.5 for the shipped model)")
+                             "config.json)")
 
 
 ACTIONS_HELP = ("TOML file binding commands to programs or key presses (see README, \"Actions\"); "

@@ -10,7 +10,7 @@ Optional isolation gate (`isolation_gate` > 0): a command does not fire when the
 posterior from 1000 to 400 ms before it exceeds the gate, i.e. when it comes out of running speech.
 Commands are said as isolated words; most false alarms in conversation come mid-sentence
 (benchmarks/isolation_gate.py, docs/PERFORMANCE.md). Off in `DetectorConfig()`; a model's config.json
-sets its own (the shipped model: 0.5).
+sets its own.
 """
 from __future__ import annotations
 

@@ -356,3 +356,20 @@ def test_a_file_owned_by_another_user_is_refused(tmp_path):
     os.chown(path, 65534, 65534)
     with pytest.raises(ActionsError, match="belongs to another user"):
         load_actions(path, LABELS)
+
+
+def test_a_recording_read_faster_than_real_time_runs_every_action_in_order(tmp_path):
+    out = tmp_path / "out.jsonl"
+    slow = "import time; time.sleep(0.3); " + RECORDER_ARG
+    actions = parse_actions(f"[actions.stop]\nrun = {_toml_list([sys.executable, '-c', slow, out, '{time}'])}\n",
+                            LABELS)
+    events = [Detection(t, "stop", 0.9) for t in (1.0, 5.0, 9.0)]
+    live = ActionRunner(actions)
+    fired_live = [live.handle(e) for e in events]      # live: a run still going skips the next one
+    live.close(wait=True)
+    assert fired_live == [True, False, False]
+    out.unlink()
+    in_file = ActionRunner(actions)
+    assert all(in_file.handle(e, in_order=True) for e in events)
+    in_file.close(wait=True)
+    assert [r["argv"] for r in _records(out)] == [["1.000"], ["5.000"], ["9.000"]]
