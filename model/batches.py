@@ -124,12 +124,26 @@ class BatchMaker:
         n_talk = int(round(self.talk_share * len(index))) if self.talk is not None else 0
         if n_talk:
             talk = torch.from_numpy(self.talk.crops(n_talk, feats.shape[1], self.talk_rng, self.talk_hard_share)).float()
-            talk = self._augment(talk, torch.ones(n_talk, dtype=torch.bool), noisy=torch.ones(n_talk, dtype=torch.bool))
             talk_targets = torch.full((n_talk, feats.shape[1]), LABELS.index(UNKNOWN), dtype=torch.long)
             talk_targets[:, :self.talk_warmup_frames] = -100
+            # Pauses between sentences are not "other speech": untrained, or `_silence_` would learn to
+            # read as `_unknown_` (found on the wav validation silence: 0.23 right after one epoch).
+            talk_targets[pause_frames(talk, cfg)] = -100
+            talk = self._augment(talk, torch.ones(n_talk, dtype=torch.bool), noisy=torch.ones(n_talk, dtype=torch.bool))
             feats = torch.cat([feats, talk])
             labels = torch.cat([labels, torch.full((n_talk, segments), LABELS.index(UNKNOWN), dtype=torch.long)])
             targets = torch.cat([targets, talk_targets])
         loss_frames = torch.tensor([(k + 1) * n_frames - 1 for k in range(segments)])
         feats = augment.spec_augment(feats, aug, gen, self.fill)
         return feats, labels, loss_frames, targets
+
+
+PAUSE_BELOW_PEAK_DB = 30.0
+
+
+def pause_frames(feats: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
+    """[B, T, mel] features -> [B, T] bool: frames more than PAUSE_BELOW_PEAK_DB under the sequence's
+    loud frames (its 95th-percentile frame energy), i.e. the pauses of running speech."""
+    energy_db = 10 * torch.log10(augment.to_power(feats, frontend).sum(-1) + 1e-20)
+    loud = energy_db.quantile(0.95, dim=1, keepdim=True)
+    return energy_db < loud - PAUSE_BELOW_PEAK_DB

@@ -113,3 +113,13 @@ def test_det_sweeps_the_shipped_detector_and_writes_the_chosen_threshold(tmp_pat
     assert json.loads((folder / "config.json").read_text())["detector"]["threshold"] == chosen
     out = run_cli("det", "--model", str(folder), "--talk", str(tmp_path / "nothing_here"))
     assert out.returncode == 1 and "Traceback" not in out.stderr
+
+
+def test_pauses_in_talk_are_found_and_left_untrained():
+    from model.batches import pause_frames
+    bank = TalkBank.from_paths([str(TALK_DIR)], FRONTEND)
+    crop = torch.from_numpy(bank.feats[100:400]).float()[None].clone()
+    crop[0, 120:160] = FRONTEND.silence_feature        # 400 ms of digital silence inside the talk
+    pauses = pause_frames(crop, FRONTEND)[0]
+    assert pauses[120:160].all()
+    assert pauses.float().mean() < 0.5                  # the rest is mostly speech
