@@ -123,3 +123,15 @@ def test_pauses_in_talk_are_found_and_left_untrained():
     pauses = pause_frames(crop, FRONTEND)[0]
     assert pauses[120:160].all()
     assert pauses.float().mean() < 0.5                  # the rest is mostly speech
+
+
+def test_frames_drowned_by_added_noise_are_found():
+    from audio import augment
+    from model.batches import drowned_frames
+    clean = torch.full((1, 10, FRONTEND.n_mels), 60.0)
+    power = augment.to_power(clean, FRONTEND)
+    louder = power.clone()
+    louder[0, :5] *= 4.0            # noise 3x the sound on the first five frames
+    louder[0, 5:] *= 1.5            # half the sound's power on the rest
+    drowned = drowned_frames(clean, augment.from_power(louder, FRONTEND), FRONTEND)[0]
+    assert drowned[:5].all() and not drowned[5:].any()
