@@ -37,26 +37,27 @@ def cmd_det(args) -> int:
 
     results, curves = {}, {}
     for path, model in zip([args.model or "shipped model", *args.compare], models):
-        cfg = model.detector
-        if args.isolation_gate is not None:
-            cfg = replace(cfg, isolation_gate=args.isolation_gate)
-        if args.smoothing_ms is not None:
-            cfg = replace(cfg, smoothing_ms=args.smoothing_ms)
         streams = [(stream_posteriors(model, samples), spans, samples.size / fs) for samples, spans in stream_audio]
         talk = [TalkSet(name, [stream_posteriors(model, s) for s in files], sum(s.size for s in files) / fs / 3600)
                 for name, files in talk_audio]
-        rows = det_rows(model, streams, talk, cfg)
-        results[str(path)] = {
-            "detector": {k: v for k, v in cfg.to_dict().items() if k != "threshold"},
-            "command_words": sum(sum(s.label in COMMANDS for s in spans) for _, spans in stream_audio),
-            "stream_hours": sum(s.size for s, _ in stream_audio) / fs / 3600,
-            "talk_hours": {t.name: round(t.hours, 6) for t in talk},
-            "headline": headline(rows, args.max_alarms_per_hour, args.min_found_pct),
-            "rows": rows,
-        }
-        curves[Path(str(path)).name] = rows
-        if not args.json:
-            _print_table(str(path), results[str(path)], talk)
+        # The network runs once; each gate (and the threshold sweep) replays the detector.
+        for gate in args.isolation_gate or [model.detector.isolation_gate]:
+            cfg = replace(model.detector, isolation_gate=gate)
+            if args.smoothing_ms is not None:
+                cfg = replace(cfg, smoothing_ms=args.smoothing_ms)
+            name = str(path) if not args.isolation_gate else f"{path} gate {gate:g}"
+            rows = det_rows(model, streams, talk, cfg)
+            results[name] = {
+                "detector": {k: v for k, v in cfg.to_dict().items() if k != "threshold"},
+                "command_words": sum(sum(s.label in COMMANDS for s in spans) for _, spans in stream_audio),
+                "stream_hours": sum(s.size for s, _ in stream_audio) / fs / 3600,
+                "talk_hours": {t.name: round(t.hours, 6) for t in talk},
+                "headline": headline(rows, args.max_alarms_per_hour, args.min_found_pct),
+                "rows": rows,
+            }
+            curves[Path(str(path)).name + ("" if not args.isolation_gate else f" gate {gate:g}")] = rows
+            if not args.json:
+                _print_table(name, results[name], talk)
     if args.json:
         print(json.dumps(results, indent=1))
     if args.plot and stream_audio and talk_audio:
@@ -64,12 +65,15 @@ def cmd_det(args) -> int:
         plot(args.plot, curves, f"{args.split} streams ({args.streams} x {args.seconds:.0f} s) against "
                                 f"{hours:.2f} h of talk ({', '.join(n for n, _ in talk_audio)})")
     if args.write:
-        chosen = results[str(args.model or "shipped model")]["headline"][f"threshold_at_{args.max_alarms_per_hour:g}_per_hour"]
+        if args.compare or len(args.isolation_gate or []) > 1:
+            raise UserError("--write takes one model and at most one --isolation-gate")
+        chosen = next(iter(results.values()))["headline"][f"threshold_at_{args.max_alarms_per_hour:g}_per_hour"]
         if chosen is None:
             raise UserError(f"no threshold reaches {args.max_alarms_per_hour:g} alarms per hour; nothing written")
         config_path = Path(models[0].path) / CONFIG_FILE
         config = json.loads(config_path.read_text())
-        config["detector"] = {**config.get("detector", {}), "threshold": chosen}
+        gate = {"isolation_gate": args.isolation_gate[0]} if args.isolation_gate else {}
+        config["detector"] = {**config.get("detector", {}), "threshold": chosen, **gate}
         config_path.write_text(json.dumps(config, indent=2) + "\n")
         print(f"threshold {chosen} written to {config_path}", file=sys.stderr)
     return 0
@@ -102,7 +106,8 @@ def add_det_command(sub, model_help: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--talk", nargs="*", default=[],
                    help="command-free speech, one set per path (file or folder), each file from a fresh state")
-    p.add_argument("--isolation-gate", type=float, help="override the model's isolation gate")
+    p.add_argument("--isolation-gate", type=float, nargs="*",
+                   help="isolation gates to measure instead of the model's (one curve each)")
     p.add_argument("--smoothing-ms", type=float, help="override the model's smoothing window")
     p.add_argument("--max-alarms-per-hour", type=float, default=1.0, help="headline: commands found at this rate")
     p.add_argument("--min-found-pct", type=float, default=95.0, help="headline: alarms per hour at this share found")
