@@ -198,7 +198,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     sequences as long as the batch's (model/talk_data.py); the frames where the model fires on them
     are mined and trained again.
     `init_from`: a model folder of the same network whose weights training starts from (fine-tuning;
-    its feature normalisation is kept).
+    its feature normalisation and detector settings are kept).
 
     Under torchrun every rank trains on its share of each batch; rank 0 alone logs, evaluates and
     writes (the other ranks return a result without a report)."""
@@ -254,6 +254,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             raise data.DatasetError(f"{init_from} has another frontend, labels or network than this training")
         network.load_state_dict(start.network.state_dict())
         feature_mean = network.feature_mean.clone()
+        detector = start.detector     # its tuned settings stay the starting point
     else:
         mean, std = feature_mean, feature_std
         if net_cfg.input_norm == "pcen":
