@@ -128,6 +128,7 @@ class BatchMaker:
             labels = labels[:keep].reshape(keep // segments, segments)
         else:
             labels = labels[:, None]
+        loss_frames = torch.tensor([(k + 1) * n_frames - 1 for k in range(segments)])
         targets = torch.full(feats.shape[:2], -100, dtype=torch.long)
         n_talk = int(round(self.talk_share * len(index))) if self.talk is not None else 0
         if n_talk:
@@ -142,9 +143,9 @@ class BatchMaker:
             # `_unknown_` (wav validation silence: 0.23, then 0.63 with pauses alone left out).
             talk_targets[pause_frames(clean, cfg) | drowned_frames(clean, talk, cfg)] = -100
             feats = torch.cat([feats, talk])
-            labels = torch.cat([labels, torch.full((n_talk, segments), LABELS.index(UNKNOWN), dtype=torch.long)])
+            # The talk rows' clip-end labels too are `_unknown_` only where talk is heard (-100 is ignored).
+            labels = torch.cat([labels, talk_targets[:, loss_frames]])
             targets = torch.cat([targets, talk_targets])
-        loss_frames = torch.tensor([(k + 1) * n_frames - 1 for k in range(segments)])
         feats = augment.spec_augment(feats, aug, gen, self.fill)
         return feats, labels, loss_frames, targets
 

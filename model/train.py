@@ -322,9 +322,10 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
                 for p_ema, p in zip(ema.parameters(), network.parameters()):
                     p_ema.lerp_(p, 1.0 - decay)
             step += 1
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(-1) == labels).sum().item()
-            seen += len(labels)
+            scored = labels >= 0
+            loss_sum += loss.item() * int(scored.sum())
+            correct += (logits.argmax(-1) == labels)[scored].sum().item()
+            seen += int(scored.sum())
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         row = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),
                "minutes": (time.time() - started) / 60,
