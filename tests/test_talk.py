@@ -135,3 +135,27 @@ def test_frames_drowned_by_added_noise_are_found():
     louder[0, 5:] *= 1.5            # half the sound's power on the rest
     drowned = drowned_frames(clean, augment.from_power(louder, FRONTEND), FRONTEND)[0]
     assert drowned[:5].all() and not drowned[5:].any()
+
+
+def test_batches_get_talk_rows_untrained_where_talk_is_not_heard(tmp_path):
+    from audio.augment import AugmentConfig
+    from model import feature_data
+    from model.batches import BatchMaker
+    folder = feature_data.open_folder(make_dataset(tmp_path / "sc"))
+    clips, _ = folder.load(folder.splits["train"], FRONTEND)
+    noise = feature_data.NoiseBank.from_folders([folder], FRONTEND)
+    bank = TalkBank.from_paths([str(TALK_DIR)], FRONTEND)
+    bank.feats[200:300] = FRONTEND.silence_feature          # a pause in the talk
+    bank.hard_ends = np.array([250])                       # every talk row ends in it
+    maker = BatchMaker(clips, noise, FRONTEND, AugmentConfig(noise_prob=0.0, reverb_prob=0.0), 4, 0.0, 0.0, 1, seed=0,
+                       fill=torch.zeros(FRONTEND.n_mels), talk=bank, talk_share=1.0, talk_hard_share=1.0)
+    feats, labels, loss_frames, targets = maker.make(np.arange(4))
+    assert feats.shape[0] == 8 and targets.shape == feats.shape[:2]
+    assert (targets[:4] == -100).all()                     # clip rows: the clip-end loss only
+    talk_targets = targets[4:]
+    unknown = LABELS.index("_unknown_")
+    assert ((talk_targets == unknown) | (talk_targets == -100)).all() and (talk_targets == unknown).any()
+    assert (talk_targets[:, :20] == -100).all()            # the warm-up
+    # Each row ends 0-29 frames after frame 250, inside the pause: its clip-end label is not trained.
+    assert (labels[4:, 0] == talk_targets[:, loss_frames[0]]).all()
+    assert (labels[4:, 0] == -100).all()
