@@ -109,7 +109,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       warmup_epochs=args.warmup_epochs, max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
-                      talk_share=args.talk_share, mine_level=args.mine_level,
+                      talk_share=args.talk_share, mine_frames=args.mine_frames,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
     frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
     from model.model_config import ModelLoadError, read_model_spec
@@ -364,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--talk", nargs="*", default=[],
                    help="command-free running speech (files/folders), trained as _unknown_ on every frame")
     p.add_argument("--talk-share", type=float, default=recipe.talk_share, help="talk sequences per batch row")
-    p.add_argument("--mine-level", type=float, default=recipe.mine_level,
-                   help="talk frames where a command's smoothed probability reaches this are trained again")
+    p.add_argument("--mine-frames", type=int, default=recipe.mine_frames,
+                   help="the talk frames closest to firing a command, trained again (half the talk rows end there)")
     p.add_argument("--init", help="start from this model folder's weights (fine-tuning; same network)")
     p.add_argument("--image-silence", choices=("auto", "always", "never"), default="auto",
                    help="the image set's _silence_ crops; auto: only when no wav folder has _background_noise_ "

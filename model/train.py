@@ -290,9 +290,9 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         if talk_bank is not None and cfg.mine_every_epochs and (epoch - 1) % cfg.mine_every_epochs == 0 \
                 and (init_from or epoch > 1):
             # Every rank mines the same frames from the same EMA weights (they are equal on all ranks).
-            talk_bank.hard_ends = mine_hard_frames(ema.eval(), talk_bank, frontend, cfg.mine_level)
+            talk_bank.hard_ends = mine_hard_frames(ema.eval(), talk_bank, frontend, cfg.mine_frames)
             if show_progress:
-                tqdm.write(f"mined {len(talk_bank.hard_ends)} talk frames where a command passes {cfg.mine_level}")
+                tqdm.write(f"mined the {len(talk_bank.hard_ends)} talk frames closest to firing")
         network.train()
         loss_sum = correct = seen = 0
         epoch_started = time.time()

@@ -19,8 +19,8 @@ class TrainConfig:
     talk_share: float = 0.25           # with talk (running speech): talk rows per batch row, `_unknown_` on
                                        # every frame (model/batches.py)
     talk_frame_weight: float = 1.0     # weight of that every-frame loss
-    talk_hard_share: float = 0.5       # share of talk rows that end at a mined frame (where the EMA model
-    mine_level: float = 0.3            # ...smoothed over 250 ms gives a command at least this), mined
+    talk_hard_share: float = 0.5       # share of talk rows that end at a mined frame: one of the `mine_frames`
+    mine_frames: int = 2000            # ...where the EMA model comes closest to firing a command, mined
     mine_every_epochs: int = 1         # ...again every this many epochs (0: never)
     silence_share: float = 0.1         # silence examples per word example, each epoch
     image_silence: str = "auto"        # the image set's `_silence_` crops: "auto" uses them only when no wav

@@ -41,7 +41,7 @@ if [ -z "${V6:-}" ]; then
     "${train[@]}" --data "$data/speech_commands" "$data/speech_commands_logmel" --out "$v6" "${extra[@]}"
 fi
 "${train[@]}" --data "$data/speech_commands" "$data/speech_commands_logmel" --out "$out-talk" --init "$v6" \
-    --epochs 6 --warmup-epochs 1 --lr 1.5e-3 "${extra[@]}" \
+    --epochs 6 --warmup-epochs 1 --lr 1e-3 "${extra[@]}" \
     --talk runs/talk_real_train runs/coffee_train "$data/precise_community/not-wake-words/en" runs/talk_synth/train
 # Every epoch was kept (runs/.../epochs/epochNN): the one that finds most commands at 1 alarm per hour
 # on the validation streams and validation talk is shipped, with that threshold.

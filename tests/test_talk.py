@@ -48,12 +48,29 @@ def _network_that_says(label: str) -> RecurrentClassifier:
     return network
 
 
-def test_mining_finds_the_frames_where_a_command_would_fire_and_no_others():
-    bank = TalkBank.from_paths([str(TALK_DIR)], FRONTEND)
-    everywhere = mine_hard_frames(_network_that_says("stop"), bank, FRONTEND, level=0.3, chunk_frames=200)
-    assert len(everywhere) > 0 and np.diff(everywhere).min() >= 10
-    assert everywhere.max() < len(bank.feats)
-    assert len(mine_hard_frames(_network_that_says("_unknown_"), bank, FRONTEND, level=0.3, chunk_frames=200)) == 0
+class _LoudMeansStop(torch.nn.Module):
+    """Logits where `stop` rises with the first mel band: it "fires" where the talk is loud there."""
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.2))
+
+    def forward(self, feats, state=None):
+        logits = torch.zeros(*feats.shape[:2], len(LABELS))
+        logits[..., LABELS.index("stop")] = self.scale * feats[..., 0]
+        return logits, state
+
+
+def test_mining_finds_the_frames_closest_to_firing():
+    bank = TalkBank(np.zeros((6000, FRONTEND.n_mels), np.float16), 1)
+    bank.feats[1000:1030, 0] = 20.0      # the model comes close to "stop" here...
+    bank.feats[4000:4030, 0] = 30.0      # ...and closer here
+    # A frame of the closest stretch first: one whose 250 ms average (frames up to it) lies inside it.
+    assert 4024 <= mine_hard_frames(_LoudMeansStop(), bank, FRONTEND, n_hard=1, chunk_frames=3000)[0] <= 4029
+    first, second = mine_hard_frames(_LoudMeansStop(), bank, FRONTEND, n_hard=2, chunk_frames=3000)
+    assert 1024 <= first <= 1029 and 4024 <= second <= 4029
+    more = mine_hard_frames(_LoudMeansStop(), bank, FRONTEND, n_hard=50, chunk_frames=3000)
+    assert 2 < len(more) <= 50 and np.diff(more).min() >= 10 and more.max() < len(bank.feats)
+    assert len(mine_hard_frames(_LoudMeansStop(), bank, FRONTEND, n_hard=0)) == 0
 
 
 def test_training_on_talk_teaches_the_model_that_talk_is_unknown(tmp_path):
