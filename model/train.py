@@ -347,7 +347,9 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
                 # Clip accuracy does not see false alarms: each epoch is kept, to be chosen on validation
                 # streams and validation talk (`speechcmd det`).
                 save_checkpoint(out_dir / "epochs" / f"epoch{epoch:02d}", ema, LABELS, frontend, detector,
-                                {"training": {"epoch": epoch, "selection_score": score}})
+                                {"training": {"epoch": epoch, "selection_score": score},
+                                 "metrics": {name: {"accuracy": row[f"{name}_accuracy"], "clips": len(clip_set)}
+                                             for name, clip_set in eval_sets.items() if name.startswith("validation")}})
             if score >= best["score"]:
                 best = {"score": score, "epoch": epoch}
                 best_state = copy.deepcopy(ema.state_dict())
