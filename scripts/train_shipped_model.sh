@@ -29,6 +29,12 @@ for f in "$speech"/librispeech/*.flac; do
     fi
 done
 [ -d runs/talk_synth/test ] || .venv/bin/python scripts/synthesize_talk.py --out runs/talk_synth --minutes 90 15 120
+# More validation talk (the choice below needs about an hour to tell 1 alarm per hour from none).
+if [ ! -d runs/talk_synth_val2/validation ]; then
+    .venv/bin/python scripts/synthesize_talk.py --out runs/talk_synth_val2 --minutes 0.1 60 0.1 --seed 1
+    rm -rf runs/talk_synth_val2/train runs/talk_synth_val2/test
+fi
+validation_talk=(runs/talk_real_val runs/talk_synth/validation runs/talk_synth_val2/validation)
 
 if [ "$ranks" -gt 1 ]; then
     train=(env OMP_NUM_THREADS=1 .venv/bin/torchrun --standalone --nproc_per_node "$ranks" -m desktop_app.cli train)
@@ -48,7 +54,7 @@ fi
 best="" best_found=-1
 for epoch in "$out-talk"/epochs/epoch*; do
     found=$(.venv/bin/speechcmd det --model "$epoch" --data "$data/speech_commands" --split validation \
-        --talk runs/talk_real_val runs/talk_synth/validation --json \
+        --talk "${validation_talk[@]}" --isolation-gate 0.8 --json \
         | .venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); print(next(iter(r.values()))["headline"]["found_pct_at_1_per_hour"] or 0)')
     echo "$epoch: $found% found at 1 alarm per hour (validation)"
     if .venv/bin/python -c "import sys; sys.exit(not $found > $best_found)"; then best="$epoch" best_found="$found"; fi
@@ -56,4 +62,4 @@ done
 rm -rf "$out" && cp -r "$best" "$out"
 cp "$out-talk"/replay_bank.npz "$out"/
 .venv/bin/speechcmd det --model "$out" --data "$data/speech_commands" --split validation \
-    --talk runs/talk_real_val runs/talk_synth/validation --write
+    --talk "${validation_talk[@]}" --isolation-gate 0.8 --write
