@@ -109,7 +109,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                       warmup_epochs=args.warmup_epochs, max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
-                      talk_share=args.talk_share, mine_frames=args.mine_frames,
+                      talk_share=args.talk_share, mine_frames=args.mine_frames, silence_share=args.silence_share,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
     frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
     from model.model_config import ModelLoadError, read_model_spec
@@ -363,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra unknown clips per training word clip, split evenly between the paths")
     p.add_argument("--talk", nargs="*", default=[],
                    help="command-free running speech (files/folders), trained as _unknown_ on every frame")
+    p.add_argument("--silence-share", type=float, default=recipe.silence_share,
+                   help="generated _silence_ examples per training clip, each epoch")
     p.add_argument("--talk-share", type=float, default=recipe.talk_share, help="talk sequences per batch row")
     p.add_argument("--mine-frames", type=int, default=recipe.mine_frames,
                    help="the talk frames closest to firing a command, trained again (half the talk rows end there)")

@@ -162,6 +162,7 @@ def pause_frames(feats: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
 
 
 def drowned_frames(clean: torch.Tensor, noisy: torch.Tensor, frontend: FrontendConfig) -> torch.Tensor:
-    """[B, T] bool: frames where the noise added to `clean` is louder than the clean sound itself."""
+    """[B, T] bool: frames where the noise added to `clean` has more than half the clean sound's power
+    (the talk is not clearly heard over it)."""
     clean_power = augment.to_power(clean, frontend).sum(-1)
-    return augment.to_power(noisy, frontend).sum(-1) > 2.0 * clean_power
+    return augment.to_power(noisy, frontend).sum(-1) > 1.5 * clean_power
