@@ -29,7 +29,7 @@ def cmd_det(args) -> int:
             files = find_audio_files([path])
             if not files:
                 raise UserError(f"{path}: no audio files")
-            talk_audio.append((Path(path).name, [read_audio(f, fs) for f in files]))
+            talk_audio.append((str(path).rstrip("/"), [read_audio(f, fs) for f in files]))   # paths name the sets
     except (DatasetError, AudioReadError) as exc:
         raise UserError(str(exc)) from None
     if not stream_audio and not talk_audio:

@@ -116,7 +116,7 @@ def test_det_sweeps_the_shipped_detector_and_writes_the_chosen_threshold(tmp_pat
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)[str(folder)]
     rows = result["rows"]
-    assert result["talk_hours"]["talk"] == pytest.approx(len(read_audio(TALK_DIR / "coffee_order_train_0.wav", 16000))
+    assert result["talk_hours"][str(TALK_DIR)] == pytest.approx(len(read_audio(TALK_DIR / "coffee_order_train_0.wav", 16000))
                                                          / 16000 / 3600, rel=1e-3)
     assert [r["threshold"] for r in rows] == sorted(r["threshold"] for r in rows)
     # A higher threshold never fires more on talk, nor finds more words.
