@@ -303,7 +303,9 @@ def test_the_base_share_is_the_largest_the_takes_allow():
         shares[by_group] = choose_base_share(split, inputs, truth, replace(cfg, base_share_by_group=by_group))
         if by_group:
             assert split(inputs)[0][0, -1].argmax() == stop
-    assert shares[True] < shares[False] == max(cfg.base_share_candidates)
+    # Pooled, the righted new words let the blend go further back than the `stop` take allows (how far
+    # depends on the shipped model's outputs: 0.8 with v6, 0.4 with v7); apart, it stops earlier.
+    assert shares[True] < shares[False]
 
 
 def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path):
@@ -346,7 +348,8 @@ def test_the_alarm_check_blends_further_back_while_the_personal_model_fires_more
     from model.enroll import EnrollConfig, _Split, hold_alarms
 
     base = load_checkpoint(default_model_dir())
-    gap = np.zeros(8000, np.float32)
+    # Room noise between the words, not digital zeros (which the shipped models read as `_unknown_`).
+    gap = np.random.default_rng(0).normal(0, 0.001, 8000).astype(np.float32)
     pieces = [read_audio(DATA_DIR / "clips" / f"{w}.wav", 16000) for w in ("house", "bed")] * 3
     pieces.append(read_audio(DATA_DIR / "noise_running_tap.wav", 16000))
     stream = np.concatenate([p for piece in pieces for p in (gap, piece)])
