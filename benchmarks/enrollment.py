@@ -435,8 +435,6 @@ def main() -> None:
     parser.add_argument("--own-share", type=float, default=EnrollConfig().own_share)
     parser.add_argument("--speakers", nargs="*", help="only these speakers")
     parser.add_argument("--head-only", action="store_true", help="adapt the output layer alone")
-    parser.add_argument("--distill-weight", type=float, default=EnrollConfig().distill_weight)
-    parser.add_argument("--anchor-weight", type=float, default=EnrollConfig().anchor_weight)
     parser.add_argument("--extra-units", type=int, default=EnrollConfig().extra_units)
     parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate,
                         help="personal units and new words' output rows; a top layer adapted whole (re-recorded commands) "
@@ -451,8 +449,6 @@ def main() -> None:
                         help="EnrollConfig.base_share_tolerance")
     parser.add_argument("--no-blend-new-words", dest="blend_new_words", action="store_false",
                         help="mixed: no blend back when new words are enrolled (EnrollConfig.blend_new_words)")
-    parser.add_argument("--two-passes", action="store_true",
-                        help="mixed: the commands first, then the new words with personal units (EnrollConfig.two_passes)")
     parser.add_argument("--running-speech", type=int, default=0, metavar="N",
                         help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
     parser.add_argument("--new-words", metavar="FSDD_SPEAKER",
@@ -474,10 +470,9 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps or args.steps, seed=args.seed,
                        copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
-                       distill_weight=args.distill_weight, anchor_weight=args.anchor_weight,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
-                       base_share_tolerance=args.tolerance, two_passes=args.two_passes,
+                       base_share_tolerance=args.tolerance,
                        blend_new_words=args.blend_new_words, threads=args.threads,
                        alarm_tolerance=args.alarm_tolerance, fast_personal_units=args.fast_personal_units)
     args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]

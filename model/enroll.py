@@ -138,7 +138,6 @@ class _Split(torch.nn.Module):
         self.extra_units = n_top - cfg.hidden_size
         self.personal = bool(extra_units)            # personal units beside frozen base units (else: all adapts)
         self.kept_base_share = 0.0                   # how far the adapted layer was blended back (choose_base_share)
-        self.commands_adapted = False                # adapt_in_passes: a first pass adapted the commands
         self.alarm_check: dict | None = None         # hold_alarms: alarms on running speech, base and personal
         inputs = cfg.hidden_size if cfg.n_layers > 1 else (cfg.conv_channels or cfg.n_mels)
         cell = torch.nn.GRU if extra_units else type(base_top)
@@ -381,7 +380,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     threads = torch.get_num_threads()   # the live path runs on one thread; adapting is batch training
     torch.set_num_threads(cfg.threads)
     try:
-        split = adapt_in_passes(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress,
+        split = adapt(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress,
                                 load_running_speech(base_dir) if cfg.alarm_check else None)
     finally:
         torch.set_num_threads(threads)
@@ -395,7 +394,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
             "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
             "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if split.personal else 0, len(new_words),
-                                     split.kept_base_share, split.commands_adapted),
+                                     split.kept_base_share),
             "kept_base_share": split.kept_base_share,
             "alarm_check": split.alarm_check,
             "warnings": warnings,
@@ -424,29 +423,6 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if progress:
         progress(1.0)
     return EnrollResult(out_dir, labels, new_words, used, skipped, time.monotonic() - started, warnings)
-
-
-def adapt_in_passes(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np.ndarray,
-                    crop_feats: np.ndarray, replay: FeatureSet, cfg: EnrollConfig = EnrollConfig(),
-                    progress=None, running_speech: np.ndarray | None = None) -> "_Split":
-    """`adapt`, in two passes when re-recorded built-in commands come with new words: first the commands
-    (the whole top layer, blended back as the takes allow), then the new words on that model with
-    personal units (its units frozen, so the commands keep the first pass's probabilities). Off by
-    default (`EnrollConfig.two_passes`): on the validation speakers it cut forgetting (1.8 points
-    against 4.6 for one pass, which moves the whole layer for the new words too) but recognized fewer
-    new words (0.934 against 0.950) and fired more on running speech (docs/ENROLL.md)."""
-    base_labels = tuple(base.labels)
-    commands = np.array([base_labels[i] in LABELS if i < len(base_labels) else False for i in take_labels])
-    if not cfg.two_passes or commands.all() or not commands.any() or base.network.cfg.cell != "gru":
-        return adapt(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress, running_speech)
-    first = adapt(base, base_labels, take_feats[commands], take_labels[commands], crop_feats, replay, cfg,
-                  (lambda f: progress(0.05 + 0.4 * f)) if progress else None, running_speech)
-    adapted_base = replace(base, network=first.write_back(len(base_labels)))
-    second = adapt(adapted_base, labels, take_feats[~commands], take_labels[~commands], crop_feats, replay, cfg,
-                   (lambda f: progress(0.45 + 0.55 * f)) if progress else None)
-    second.kept_base_share = first.kept_base_share
-    second.commands_adapted = True
-    return second
 
 
 def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np.ndarray, crop_feats: np.ndarray,
@@ -527,19 +503,6 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
                    else None)
     n_base = len(base.labels)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
-    if cfg.distill_weight:
-        # What the base model itself says about the replay clips, before any adaptation: keeping the
-        # adapted model's old-label posteriors close to these is Learning without Forgetting's idea.
-        with torch.no_grad():
-            teacher = torch.cat([split(inputs[replay_index[i:i + 256]])[0][:, -1, :n_base]
-                                 for i in range(0, len(replay_index), 256)])
-            teacher_probs = torch.zeros(len(all_labels), n_base)
-            teacher_probs[replay_index] = F.softmax(teacher / cfg.distill_temperature, dim=1)
-    # An anchor (off by default) holds a top layer adapted for re-recorded commands near the base; never
-    # with new words, which need the layer to move (validation speakers, mixed: 0.787 new words with
-    # it, 0.950 without; docs/ENROLL.md).
-    anchors = ([p.detach().clone() for p in split.top.parameters()]
-               if cfg.anchor_weight and not extra_units and not new_words else [])
     trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
     groups = [{"params": trainable, "peak_lr": learning_rate}]
     if split.word_head is not None:
@@ -559,14 +522,6 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
                           replay_index[torch.randint(len(replay_index), (cfg.batch_size - half,), generator=gen)]])
         logits, _ = split(inputs[rows], None if base_hidden is None else base_hidden[rows])
         loss = _word_loss(logits, all_labels[rows], negative[rows], delay_frames)
-        if cfg.distill_weight:
-            from_bank = ~is_own[rows]
-            t = cfg.distill_temperature
-            student = F.log_softmax(logits[from_bank, -1, :n_base] / t, dim=1)
-            loss = loss + cfg.distill_weight * t * t * F.kl_div(student, teacher_probs[rows][from_bank],
-                                                                reduction="batchmean")
-        if anchors:
-            loss = loss + cfg.anchor_weight * sum(((p - p0) ** 2).sum() for p, p0 in zip(split.top.parameters(), anchors))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -707,13 +662,8 @@ def _unheard_words(split: _Split, feats: np.ndarray, label_index: np.ndarray, la
     return lines
 
 
-def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int, base_share: float,
-                  commands_first: bool = False) -> str:
+def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int, base_share: float) -> str:
     blended = f" (then moved {base_share:g} of the way back to the base weights)" if base_share else ""
-    if extra_units and commands_first:
-        return (f"first the top {net_cfg.cell.upper()} layer and the output layer for the re-recorded commands"
-                f"{blended}; then {extra_units} personal units added to it (its units frozen), {n_new} new word(s) "
-                f"in a word head that splits {UNKNOWN}")
     if extra_units:
         return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
                 f"frozen), {n_new} new word(s) in a word head that splits {UNKNOWN}; the built-in labels' "

@@ -36,12 +36,6 @@ class EnrollConfig:
     extra_units: int = 32            # personal units added to the top GRU layer, the base units frozen, when
                                      # only new words are enrolled (0, re-recorded commands or another cell:
                                      # the whole top layer adapts)
-    distill_weight: float = 0.0      # replay clips also match the base model's own posteriors (LwF)
-    distill_temperature: float = 2.0
-    anchor_weight: float = 0.0       # L2 pull of the top layer towards the base weights (L2-SP) when only
-                                     # built-in commands are re-recorded; never with new words (it held them
-                                     # back). Off: 1.0 cut forgetting on validation speakers (1.5 -> 1.1
-                                     # points) but left test speakers' commands below the base (docs/ENROLL.md)
     keep_base_share: float | None = None   # a whole top layer adapted for re-recorded commands (no new words) is
                                      # blended this share of the way back to the base weights afterwards
                                      # (WiSE-FT); None: the largest candidate the user's takes allow
@@ -59,9 +53,6 @@ class EnrollConfig:
                                      # (36 image validation speakers, docs/ENROLL.md)
     alarm_tolerance: int = 1         # ... more often: by more than this many alarms (nearly every personal
                                      # model fires once more than the base on those 8.6 min, at any share)
-    two_passes: bool = False         # re-recorded commands with new words: the commands first, then the words
-                                     # with personal units. Off: less forgetting (1.8 vs 4.6 points) but fewer
-                                     # new words (0.934 vs 0.950) and more alarms (docs/ENROLL.md, mixed)
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0

@@ -308,30 +308,6 @@ def test_the_base_share_is_the_largest_the_takes_allow():
     assert shares[True] < shares[False]
 
 
-def test_two_passes_adapt_the_commands_then_add_units_for_the_new_words(tmp_path):
-    """EnrollConfig.two_passes (off by default, measured in docs/ENROLL.md): the re-recorded command
-    adapts the whole top layer first, then the new words get personal units on that model."""
-    import torch
-
-    from model.checkpoint import default_model_dir, load_checkpoint
-    from model.enroll import EnrollConfig, enroll
-
-    takes = _yes_takes(_takes(tmp_path / "takes"))
-    seen = []   # adapting (progress between reading the takes, 0.05, and the end, 1) uses EnrollConfig.threads;
-    torch.set_num_threads(1)   # the caller's setting comes back after
-    enroll(takes, tmp_path / "m", default_model_dir(), EnrollConfig(steps=60, personal_steps=60, two_passes=True),
-           progress=lambda fraction: seen.append((fraction, torch.get_num_threads())))
-    assert {n for fraction, n in seen if 0.05 < fraction < 1.0} == {EnrollConfig().threads}
-    assert torch.get_num_threads() == 1
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["network"]["extra_top_units"] == 32 and config["network"]["n_labels"] == 15
-    assert config["enrollment"]["adapted"].startswith("first the top GRU layer and the output layer")
-    out = run_cli("classify", "--json", "--model", str(tmp_path / "m"), str(DATA_DIR / "clips" / "yes.wav"),
-                  str(TAKES_DIR / "two_5.wav"))
-    assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["yes", "two"]
-    assert load_checkpoint(tmp_path / "m").labels[-3:] == ("one", "two", "zero")
-
-
 def test_the_alarm_check_blends_further_back_while_the_personal_model_fires_more():
     """hold_alarms: an "adaptation" that made `stop` fire on other speech fires more than the base model
     on a stream without commands (other words and noise, 1.5 s apart), so the share rises up the
