@@ -28,8 +28,8 @@ images: the same as commands on the log-mel images' 249 validation speakers (70 
   personal model is scored with each `--blend` share (the adapted top layer moved that share back
   towards the base weights, `EnrollConfig.keep_base_share`), from one adaptation. World: the image
   validation clips of the other speakers, the wav validation split, the coffee orders. With every
-  candidate share and auto scored, "blend checked" is the shipped rule with its alarm check
-  (`hold_alarms`: raised while the training coffee orders fire more than for the base model).
+  candidate share and auto scored, "blend checked" is the rule with the alarm check that was measured
+  and removed (raised while the training coffee orders fire more than for the base model).
 words: new words chosen on validation speakers, not on FSDD's (where they are reported): the ten digits
   of the log-mel images' validation speakers (62-88 clips each) enrolled as ten new words from N clips
   per digit, each from another speaker (a draw), scored on the other validation speakers' digits and,
@@ -286,7 +286,8 @@ def images_part(args, cfg: EnrollConfig) -> dict:
             results["speakers"][speaker] = row
             print(f"{speaker}: {json.dumps(row)}", flush=True)
     print(f"base: {json.dumps({k: v for k, v in results.items() if k != 'speakers'})}", flush=True)
-    results["pooled"] = pool_images(results["speakers"], args.blend, base_alarms, base_train_alarms, cfg)
+    results["pooled"] = pool_images(results["speakers"], args.blend, base_alarms, base_train_alarms, cfg,
+                                    args.alarm_tolerance)
     print(f"pooled: {json.dumps(results['pooled'])}")
     return results
 
@@ -359,25 +360,25 @@ def words_part(args, cfg: EnrollConfig) -> dict:
             "enroll_seconds_mean": round(float(np.mean([r["enroll_seconds"] for r in rows])), 1), "rows": rows}
 
 
-def alarm_checked(row: dict, base_train_alarms: int, cfg: EnrollConfig) -> dict | None:
-    """The shipped rule with its alarm check (model/enroll.py `hold_alarms`), from the scored shares:
+def alarm_checked(row: dict, base_train_alarms: int, cfg: EnrollConfig, tolerance: int) -> dict | None:
+    """The rule with the alarm check (once model/enroll.py `hold_alarms`, removed), from the scored shares:
     the takes' share, raised up the candidates while the model fires more often than the base model
     on the training coffee orders (what a model folder carries as running speech)."""
     if "blend auto" not in row or any(f"blend {c:g}" not in row for c in cfg.base_share_candidates):
         return None
     chosen = row["blend auto"]
     for share in sorted(c for c in cfg.base_share_candidates if c > row["blend auto"]["share"]):
-        if chosen["coffee_train_alarms"] <= base_train_alarms + cfg.alarm_tolerance:
+        if chosen["coffee_train_alarms"] <= base_train_alarms + tolerance:
             break
         chosen = {**row[f"blend {share:g}"], "share": share}
     return chosen
 
 
 def pool_images(rows_by_speaker: dict, blends: list[str], base_alarms: int, base_train_alarms: int,
-                cfg: EnrollConfig) -> dict:
+                cfg: EnrollConfig, tolerance: int = 1) -> dict:
     rows = list(rows_by_speaker.values())
     for row in rows:
-        checked = alarm_checked(row, base_train_alarms, cfg)
+        checked = alarm_checked(row, base_train_alarms, cfg, tolerance)
         if checked is not None:
             row["blend checked"] = checked
     total = sum(r["clips"] for r in rows)
@@ -398,7 +399,8 @@ def pool_images(rows_by_speaker: dict, blends: list[str], base_alarms: int, base
     return pooled
 
 
-def pool_log(path: str, cfg: EnrollConfig, base_alarms: int | None, base_train_alarms: int | None) -> dict:
+def pool_log(path: str, cfg: EnrollConfig, base_alarms: int | None, base_train_alarms: int | None,
+             tolerance: int = 1) -> dict:
     """An images run's printed rows pooled again (with the alarm check): `images --from-log LOG`."""
     rows, base = {}, None
     for line in Path(path).read_text().splitlines():
@@ -412,7 +414,7 @@ def pool_log(path: str, cfg: EnrollConfig, base_alarms: int | None, base_train_a
             raise SystemExit(f"{path}: no 'base:' line: give --base-alarms and --base-train-alarms")
         base = {"base_coffee_alarms": base_alarms, "base_coffee_train_alarms": base_train_alarms}
     blends = [k.split(" ", 1)[1] for k in next(iter(rows.values())) if k.startswith("blend ")]
-    return pool_images(rows, blends, base["base_coffee_alarms"], base["base_coffee_train_alarms"], cfg)
+    return pool_images(rows, blends, base["base_coffee_alarms"], base["base_coffee_train_alarms"], cfg, tolerance)
 
 
 def main() -> None:
@@ -460,8 +462,8 @@ def main() -> None:
                         "(with the alarm check, 'blend checked'), adapting nothing")
     parser.add_argument("--base-alarms", type=int, help="--from-log: the base model's held-out coffee alarms")
     parser.add_argument("--base-train-alarms", type=int, help="--from-log: its alarms on the training orders")
-    parser.add_argument("--alarm-tolerance", type=int, default=EnrollConfig().alarm_tolerance,
-                        help="EnrollConfig.alarm_tolerance (images: the 'blend checked' rule)")
+    parser.add_argument("--alarm-tolerance", type=int, default=1,
+                        help="images: alarms above the base's that the 'blend checked' rule allows")
     parser.add_argument("--gru-personal-units", dest="fast_personal_units", action="store_false",
                         help="step the whole top layer with nn.GRU while personal units train (the path before "
                              "2026-12-05; EnrollConfig.fast_personal_units=False), to compare times")
@@ -474,10 +476,10 @@ def main() -> None:
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance,
                        blend_new_words=args.blend_new_words, threads=args.threads,
-                       alarm_tolerance=args.alarm_tolerance, fast_personal_units=args.fast_personal_units)
+                       fast_personal_units=args.fast_personal_units)
     args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
     if args.part == "images" and args.from_log:
-        print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms)))
+        print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms, args.alarm_tolerance)))
         return
     if args.part == "images":
         print(json.dumps(images_part(args, replace(cfg, keep_base_share=0.0))))

@@ -40,15 +40,13 @@ from audio.features import LogMel
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.feature_data import FeatureSet, NoiseBank, concat
-from model.detector import Detector
-from model.labels import LABELS, SILENCE, UNKNOWN, command_labels
+from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import RecurrentClassifier, split_unknown
 # The take checks need no torch (the window checks each take as it is recorded): they live there.
 from model.takes import EnrollConfig, EnrollError, Take, read_takes  # noqa: F401
 
 REPLAY_FILE = "replay_bank.npz"     # in a model folder: features the model was trained on, by label
 MAX_UNKNOWN_CROPS = 200             # 1 s crops taken from the `_unknown_` recordings at most
-RUNNING_SPEECH_FILE = "running_speech.npz"   # in a model folder: log-mel frames of talk with no command in it
 
 
 def unknown_crops(takes: list[Take], clip_samples: int) -> list[np.ndarray]:
@@ -93,24 +91,6 @@ def load_replay_bank(folder: str | Path, labels: tuple[str, ...]) -> FeatureSet 
                       [f"replay-{i}" for i in range(len(bank_labels))])
 
 
-def save_running_speech(folder: str | Path, frames: np.ndarray, sources: list[str]) -> Path:
-    """Log-mel frames [T, mel] of running speech that holds no command (the base model's training
-    coffee orders, one stream), into a model folder: enrollment counts the alarms on it."""
-    path = Path(folder) / RUNNING_SPEECH_FILE
-    np.savez_compressed(path, frames=frames.astype(np.float16), sources=np.array(sources))
-    return path
-
-
-def load_running_speech(folder: str | Path) -> np.ndarray | None:
-    path = Path(folder) / RUNNING_SPEECH_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stream:
-            return stream["frames"].astype(np.float32)
-    except Exception as exc:   # a damaged file: zipfile, ValueError, KeyError...
-        raise EnrollError(f"{path} could not be read ({type(exc).__name__})") from None
-
 
 class _Split(torch.nn.Module):
     """The network cut below its top recurrent layer: `bottom` runs once per example, frozen;
@@ -138,7 +118,6 @@ class _Split(torch.nn.Module):
         self.extra_units = n_top - cfg.hidden_size
         self.personal = bool(extra_units)            # personal units beside frozen base units (else: all adapts)
         self.kept_base_share = 0.0                   # how far the adapted layer was blended back (choose_base_share)
-        self.alarm_check: dict | None = None         # hold_alarms: alarms on running speech, base and personal
         inputs = cfg.hidden_size if cfg.n_layers > 1 else (cfg.conv_channels or cfg.n_mels)
         cell = torch.nn.GRU if extra_units else type(base_top)
         self.top = cell(inputs, n_top, num_layers=1, batch_first=True)
@@ -380,8 +359,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     threads = torch.get_num_threads()   # the live path runs on one thread; adapting is batch training
     torch.set_num_threads(cfg.threads)
     try:
-        split = adapt(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress,
-                                load_running_speech(base_dir) if cfg.alarm_check else None)
+        split = adapt(base, labels, take_feats, take_labels, crop_feats, replay, cfg, progress)
     finally:
         torch.set_num_threads(threads)
     adapted = split.write_back(len(labels))
@@ -396,7 +374,6 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if split.personal else 0, len(new_words),
                                      split.kept_base_share),
             "kept_base_share": split.kept_base_share,
-            "alarm_check": split.alarm_check,
             "warnings": warnings,
             "settings": asdict(cfg),
             "seconds": round(time.monotonic() - started, 1),
@@ -412,8 +389,6 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         # The personal model can be enrolled on again: it carries the bank, plus the user's own takes,
         # so that a later enrollment replays these words too (labels stored by name).
         _extend_bank(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE, labels, take_feats, take_labels)
-        if (Path(base_dir) / RUNNING_SPEECH_FILE).is_file():   # a later enrollment on this one checks too
-            shutil.copyfile(Path(base_dir) / RUNNING_SPEECH_FILE, partial / RUNNING_SPEECH_FILE)
         if out_dir.exists():
             out_dir.rmdir()   # empty (checked above)
         partial.rename(out_dir)
@@ -426,12 +401,10 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
 
 
 def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np.ndarray, crop_feats: np.ndarray,
-          replay: FeatureSet, cfg: EnrollConfig = EnrollConfig(), progress=None,
-          running_speech: np.ndarray | None = None) -> "_Split":
+          replay: FeatureSet, cfg: EnrollConfig = EnrollConfig(), progress=None) -> "_Split":
     """The adaptation itself, on features: `take_feats` [N, frames, mel] of the user's words (label
     indices into `labels`, the base's labels then the new words), `crop_feats` of the user's other
-    speech (may be empty), `running_speech` frames [T, mel] of talk with no command (or None: no
-    alarm check, `hold_alarms`). Returns the trained split network (`write_back` makes the model).
+    speech (may be empty). Returns the trained split network (`write_back` makes the model).
     `enroll` calls it on recordings; benchmarks/enrollment.py also on the log-mel images."""
     frontend = base.frontend
     torch.manual_seed(cfg.seed)
@@ -501,7 +474,6 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
     # once. Otherwise (a personal model whose whole top layer adapted since) nn.GRU steps the whole layer.
     base_hidden = (split.base_hidden(inputs) if split.personal and cfg.fast_personal_units and split.base_units_blind()
                    else None)
-    n_base = len(base.labels)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
     groups = [{"params": trainable, "peak_lr": learning_rate}]
@@ -536,65 +508,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         adapted = {name: p.detach().clone() for name, p in split.named_parameters() if name in split.base_values}
         clean = split.features(torch.from_numpy(take_feats.astype(np.float32)))
         split.kept_base_share = choose_base_share(split, clean, torch.from_numpy(take_labels), cfg, adapted)
-        if running_speech is not None and cfg.alarm_check and cfg.keep_base_share is None:
-            hold_alarms(split, adapted, base, labels, running_speech, cfg)
     return split
-
-
-STREAM_CHUNK_FRAMES = 1000   # the running speech is run as a batch of overlapping chunks, not 50k steps in a row
-STREAM_WARMUP_FRAMES = 300   # each chunk starts 3 s early, so its state has settled (the first chunk: the true start)
-
-
-def stream_chunks(frames: np.ndarray) -> torch.Tensor:
-    """frames [T, mel] -> [B, warm-up + chunk, mel]: chunk k holds frames k*chunk - warm-up .. (k+1)*chunk
-    (the first starts at 0), the last zero-padded. `unchunk` puts their outputs back in stream order."""
-    n, size = frames.shape[0], STREAM_WARMUP_FRAMES + STREAM_CHUNK_FRAMES
-    padded = np.concatenate([frames, np.zeros((size, frames.shape[1]), frames.dtype)])
-    starts = [0] + [k * STREAM_CHUNK_FRAMES - STREAM_WARMUP_FRAMES for k in range(1, -(-n // STREAM_CHUNK_FRAMES))]
-    return torch.from_numpy(np.stack([padded[start:start + size] for start in starts]).astype(np.float32))
-
-
-def unchunk(outputs: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """[B, warm-up + chunk, C] (from `stream_chunks`) -> [n_frames, C]: each chunk's own frames."""
-    kept = [outputs[0, :STREAM_CHUNK_FRAMES]] + [o[STREAM_WARMUP_FRAMES:] for o in outputs[1:]]
-    return torch.cat(kept)[:n_frames]
-
-
-def stream_alarms(logits: torch.Tensor, n_frames: int, detector: Detector, labels: tuple[str, ...]) -> int:
-    """Events of `labels` a detector fires on a stream, from the chunked logits [B, T, C] of `stream_chunks`."""
-    detector.reset()
-    events = detector.process(F.softmax(unchunk(logits, n_frames), dim=1).numpy())[1]
-    return sum(e.label in labels for e in events)
-
-
-@torch.no_grad()
-def hold_alarms(split: "_Split", adapted: dict[str, torch.Tensor], base, labels: tuple[str, ...],
-                running_speech: np.ndarray, cfg: EnrollConfig) -> None:
-    """After the takes' check: while the personal model fires more often than the base model on the
-    running speech the model folder carries (talk with no command in it; built-in commands' alarms,
-    by more than `cfg.alarm_tolerance`), the adapted layer goes further back to the base, up the
-    candidate shares. A voice whose adaptation pulled commands towards everyday speech keeps less of
-    it rather than setting off actions in conversation."""
-    chunks, n_frames = stream_chunks(running_speech), running_speech.shape[0]
-    detector = Detector(base.detector, labels, command_labels(labels), base.frontend.hop_ms,
-                        base.frontend.window_ms, labels[split.head.out_features:])
-    # Only the built-in commands count: the blend moves them; the user's new words (whose head is not
-    # blended) may be said in running speech ("two sugars")
-    built_in = tuple(base.labels)
-    base_alarms = stream_alarms(base.network.eval()(chunks)[0], n_frames, Detector.for_model(base, base.detector),
-                                built_in)
-    inputs = split.features(chunks)
-    share_from_takes = split.kept_base_share
-    alarms = alarms_from_takes = stream_alarms(split(inputs)[0], n_frames, detector, built_in)
-    for share in sorted(s for s in cfg.base_share_candidates if s > share_from_takes):
-        if alarms <= base_alarms + cfg.alarm_tolerance:
-            break
-        split.blend_with_base(share, adapted)
-        split.kept_base_share = share
-        alarms = stream_alarms(split(inputs)[0], n_frames, detector, built_in)
-    split.alarm_check = {"base_alarms": base_alarms, "share_from_takes": share_from_takes,
-                         "alarms_at_that_share": alarms_from_takes, "alarms": alarms,
-                         "minutes": round(running_speech.shape[0] * base.frontend.hop_ms / 60000, 1)}
 
 
 def _word_loss(logits: torch.Tensor, labels: torch.Tensor, negative: torch.Tensor, delay_frames: int) -> torch.Tensor:

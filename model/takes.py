@@ -46,13 +46,6 @@ class EnrollConfig:
     blend_new_words: bool = True     # blend back as the takes allow also when new words are enrolled with
                                      # re-recorded commands (the word head as trained). Mixed, validation
                                      # speakers: forgetting 4.6 -> 3.7 points, new words 0.950 either way
-    alarm_check: bool = True         # after the takes' check, blend further back while the personal model fires
-                                     # more often than the base on the model folder's running speech
-                                     # (running_speech.npz; hold_alarms). The shipped model carries none: on
-                                     # its training coffee orders the count did not foretell held-out alarms
-                                     # (36 image validation speakers, docs/ENROLL.md)
-    alarm_tolerance: int = 1         # ... more often: by more than this many alarms (nearly every personal
-                                     # model fires once more than the base on those 8.6 min, at any share)
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0
