@@ -50,8 +50,9 @@ class TalkBank:
         if n_bad:
             print(f"warning: {n_bad} of {len(files)} talk files could not be read; training goes on without them",
                   file=sys.stderr)
-        feats = np.concatenate(parts) if parts else np.zeros((0, frontend.n_mels), np.float16)
-        return cls(feats, len(parts))
+        if not parts:
+            raise ValueError(f"no readable audio in the talk paths {', '.join(map(str, paths))}")
+        return cls(np.concatenate(parts), len(parts))
 
     def crops(self, n: int, n_frames: int, rng: np.random.Generator, hard_share: float = 0.0) -> np.ndarray:
         """[n, n_frames, mel] float16 crops at random places; a `hard_share` of them end a few frames

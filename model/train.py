@@ -222,6 +222,12 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     for path in unknown_paths:
         if not path.exists():
             raise data.DatasetError(f"extra unknown path {path} does not exist")
+    for path in talk or []:
+        if not Path(path).exists():
+            raise data.DatasetError(f"talk path {path} does not exist")
+    start = load_checkpoint(init_from) if init_from else None   # a wrong model fails before the data is read
+    if start is not None and (start.frontend != frontend or tuple(start.labels) != LABELS or start.network.cfg != net_cfg):
+        raise data.DatasetError(f"{init_from} has another frontend, labels or network than this training")
     train_set, eval_sets, image_silence, folder_summary = _read_data(folders, frontend, cfg, rng, show_progress)
     if not any(name.startswith("validation") for name in eval_sets):
         raise data.DatasetError("no validation clips in any data folder (validation_list.txt selects them)")
@@ -248,10 +254,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             print(f"talk: {talk_bank.n_files} files, {talk_bank.hours:.2f} h", file=sys.stderr)
     network = RecurrentClassifier(net_cfg)
     feature_mean, feature_std = _feature_stats(train_set.feats)
-    if init_from:
-        start = load_checkpoint(init_from)
-        if start.frontend != frontend or tuple(start.labels) != LABELS or start.network.cfg != net_cfg:
-            raise data.DatasetError(f"{init_from} has another frontend, labels or network than this training")
+    if start is not None:
         network.load_state_dict(start.network.state_dict())
         feature_mean = network.feature_mean.clone()
         detector = start.detector     # its tuned settings stay the starting point

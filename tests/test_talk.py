@@ -93,6 +93,9 @@ def test_training_on_talk_teaches_the_model_that_talk_is_unknown(tmp_path):
                   str(tmp_path / "talk"), "--epochs", "1")
     assert out.returncode == 1 and "another frontend, labels or network" in out.stderr
     assert "Traceback" not in out.stderr
+    out = run_cli("train", "--data", str(data), "--out", str(tmp_path / "bad"), "--quiet", "--talk",
+                  str(tmp_path / "no_such_talk"))
+    assert out.returncode == 1 and "talk path" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_headline_reads_the_sweep_at_the_rate_and_the_share_asked_for():
