@@ -86,11 +86,12 @@ def _print_table(name: str, result: dict, talk) -> None:
     print(f"detector: {result['detector']}")
     columns = ["threshold", "found_pct", "wrong_pct", "alarms_per_hour", "alarms", *[f"alarms_{t.name}" for t in talk]]
     rows = [r for r in result["rows"] if round(r["threshold"] * 100) % 5 == 0]
-    print("  ".join(f"{c.removeprefix('alarms_') if c.startswith('alarms_') and c != 'alarms_per_hour' else c:>10}"
-                    for c in columns))
+    names = [c.removeprefix("alarms_") if c.startswith("alarms_") and c != "alarms_per_hour" else c for c in columns]
+    widths = [max(10, len(n)) for n in names]
+    print("  ".join(f"{n:>{w}}" for n, w in zip(names, widths)))
     for row in rows:
-        print("  ".join(f"{row[c]:10.2f}" if isinstance(row.get(c), float) else f"{row.get(c, ''):>10}"
-                        for c in columns))
+        print("  ".join(f"{row[c]:{w}.2f}" if isinstance(row.get(c), float) else f"{row.get(c, ''):>{w}}"
+                        for c, w in zip(columns, widths)))
     print("headline: " + ", ".join(f"{k} {v if v is None else round(v, 2)}" for k, v in result["headline"].items()))
     print()
 
