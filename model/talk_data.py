@@ -7,7 +7,6 @@ frames, where the model being trained fires a command on talk, can be drawn as c
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,24 +15,24 @@ import torch
 from audio.config import FrontendConfig
 from audio.features import LogMel
 from audio.io import AudioReadError, find_audio_files, read_audio
+from model.feature_data import warn_unreadable
 
 
 @dataclass
 class TalkBank:
     feats: np.ndarray                          # [total_frames, mel] float16
     n_files: int
+    hop_ms: float = 10.0
     hard_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # mined frame indices
 
     @property
     def hours(self) -> float:
-        return len(self.feats) * 0.01 / 3600   # 10 ms frames (checked in from_paths)
+        return len(self.feats) * self.hop_ms / 3.6e6
 
     @classmethod
     def from_paths(cls, paths: list[str], frontend: FrontendConfig) -> "TalkBank":
         """Every audio file under `paths` (files or folders). Unreadable files are counted, skipped and
         reported in one warning."""
-        if frontend.hop_ms != 10.0:
-            raise ValueError("talk banks assume 10 ms frames")
         log_mel = LogMel(frontend)
         parts, n_bad = [], 0
         files = find_audio_files(paths)
@@ -47,12 +46,10 @@ class TalkBank:
                 frames = log_mel(torch.from_numpy(samples))
                 if len(frames):
                     parts.append(frames.numpy().astype(np.float16))
-        if n_bad:
-            print(f"warning: {n_bad} of {len(files)} talk files could not be read; training goes on without them",
-                  file=sys.stderr)
+        warn_unreadable(n_bad, len(files), "the talk paths")
         if not parts:
             raise ValueError(f"no readable audio in the talk paths {', '.join(map(str, paths))}")
-        return cls(np.concatenate(parts), len(parts))
+        return cls(np.concatenate(parts), len(parts), frontend.hop_ms)
 
     def crops(self, n: int, n_frames: int, rng: np.random.Generator, hard_share: float = 0.0) -> np.ndarray:
         """[n, n_frames, mel] float16 crops at random places; a `hard_share` of them end a few frames
