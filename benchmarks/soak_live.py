@@ -119,11 +119,11 @@ def main() -> int:
     actions.chmod(0o600)   # a file others may write is refused, whatever the umask made of it
     window = MainWindow(BackgroundModel.from_folder(args.model), settings=settings, actions_path=actions)
     action_results = []
-    window.action_reported.connect(action_results.append)
+    window.session.action_reported.connect(action_results.append)
     window.device_combo.setCurrentIndex(0)   # the system default input: the virtual microphone
     window.show()
-    window.start_live()
-    worker = window.worker
+    window.session.start_live()
+    worker = window.session.worker
 
     lock = threading.Lock()
     detections: list[tuple[float, Detection]] = []    # (monotonic time received, event)

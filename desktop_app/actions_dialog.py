@@ -23,9 +23,9 @@ COLUMNS = ("Command", "Does", "Program and arguments, or keys", "Min score", "Co
 
 
 class ActionsDialog(QDialog):
-    def __init__(self, window, path: Path, action_set: ActionSet, labels, parent: QWidget | None = None):
+    def __init__(self, session, path: Path, action_set: ActionSet, labels, parent: QWidget | None = None):
         super().__init__(parent)
-        self.window = window
+        self.session = session
         self.path = Path(path)
         self.labels = list(labels)
         self.commands = command_labels(self.labels)
@@ -41,7 +41,7 @@ class ActionsDialog(QDialog):
             self._add_row(row, label, action_set.actions.get(label))
         self.status = QLabel(f"File: {self.path}")
         self.status.setWordWrap(True)
-        self.load_error = getattr(window, "actions_error", None)
+        self.load_error = session.actions_error
         if self.load_error:
             # Saving from an empty table would silently drop every binding that had only a typo.
             self._say(f"The file did not load ({self.load_error}). Fix it in an editor, or set the actions "
@@ -60,7 +60,7 @@ class ActionsDialog(QDialog):
                                 "by spaces."))
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
-        window.action_reported.connect(self._show_result)
+        session.action_reported.connect(self._show_result)
 
     def _add_row(self, row: int, label: str, action: Action | None) -> None:
         name = QLabel(label)
@@ -133,8 +133,8 @@ class ActionsDialog(QDialog):
             self._say(f"Not saved: {exc}", error=True)
             return False
         self.load_error = None
-        self.window.actions_error = None
-        self.window.set_action_set(checked)
+        self.session.actions_error = None
+        self.session.set_action_set(checked)
         self._say(f"Saved {len(checked)} action(s) to {self.path}")
         return True
 
@@ -151,7 +151,7 @@ class ActionsDialog(QDialog):
             self._say(str(exc), error=True)
             return False
         self._say(f"trying {label}: {action.describe()} ...")
-        return self.window.try_action(checked.actions[label], checked)
+        return self.session.try_action(checked.actions[label], checked)
 
     @Slot(object)
     def _show_result(self, result: ActionResult) -> None:

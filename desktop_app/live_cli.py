@@ -24,6 +24,8 @@ def add_live_commands(sub) -> None:
     p.add_argument("--screenshot", metavar="PNG", help="with --input-file: save the window when the file ends, then exit")
     p.add_argument("--actions", metavar="FILE", help="TOML file binding commands to programs or key presses "
                                                      "(default: actions.toml in your config folder, when it exists)")
+    p.add_argument("--tray", action="store_true", help="start in the system tray, listening in the remembered mode "
+                                                       "(the window opens from the tray icon)")
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("listen", help="recognize commands live from a microphone in the terminal")
@@ -143,6 +145,8 @@ def cmd_gui(args) -> int:
             raise UserError(f"{path}: file not found")
         if args.device:
             return _usage_error("use either --device or --input-file, not both")
+        if args.tray:
+            return _usage_error("--tray listens to a microphone: it does not go with --input-file")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                   or os.environ.get("QT_QPA_PLATFORM")):
         # Without this check Qt aborts the process with a core dump and a multi-line hint.
@@ -170,7 +174,7 @@ def _remembered_model(shipped):
     from PySide6.QtCore import QSettings
 
     from desktop_app.model_loader import BackgroundModel
-    from desktop_app.window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION
+    from desktop_app.live_session import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION
     from model.model_config import ModelLoadError
     folder = QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION).value("model")
     if not folder:
@@ -188,16 +192,14 @@ def _run_gui(model, args, device_name: str | None) -> int:
     import signal
     import tempfile
 
-    import pyqtgraph as pg
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION, MainWindow
+    from desktop_app.live_session import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION, LiveSession
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(SETTINGS_ORGANIZATION)
     app.setApplicationName(SETTINGS_APPLICATION)
-    pg.setConfigOptions(antialias=False, background="#101418", foreground="#d0d0d0")
 
     settings = None
     scratch = None
@@ -214,18 +216,12 @@ def _run_gui(model, args, device_name: str | None) -> int:
             load_actions(args.actions, model.spec.labels)
         except ActionsError as exc:
             raise UserError(str(exc)) from None
-    window = MainWindow(model, settings=settings, actions_path=args.actions)
+    session = LiveSession(model, settings=settings, actions_path=args.actions)
+    session.load_actions(required=args.actions is not None)
+    if device_name:
+        session.device = device_name
     outcome = {"status": 0}
     timing = os.environ.get("SPEECHCMD_TIMING") == "1"
-
-    def on_first_frame() -> None:
-        if timing:
-            # CPU time too: on a busy machine the wall time mostly measures the other processes.
-            cpu = os.times()
-            print(f"speechcmd timing: first frame drawn {_age_text()} s after process start "
-                  f"(cpu {cpu.user + cpu.system:.3f} s)", file=sys.stderr, flush=True)
-
-    window.first_frame_drawn.connect(on_first_frame)
 
     def on_recognizer_started(caught_up_s: float) -> None:
         if timing:
@@ -234,8 +230,59 @@ def _run_gui(model, args, device_name: str | None) -> int:
                   f"(cpu {cpu.user + cpu.system:.3f} s, caught up on {caught_up_s:.2f} s of audio)",
                   file=sys.stderr, flush=True)
 
-    window.recognizer_started.connect(on_recognizer_started)
+    session.recognizer_started.connect(on_recognizer_started)
 
+    # A recording played for a look (--input-file) is a one-off: no tray. Otherwise the tray icon keeps
+    # the app running when the window is closed, where the desktop has a tray.
+    tray = None
+    if not args.input_file:
+        from desktop_app.tray import Tray, tray_available
+        if tray_available():
+            from desktop_app.personalize import list_personal_models, personal_models_dir
+            tray = Tray(session, lambda: open_window(), lambda: quit_app(),
+                        lambda: list_personal_models(personal_models_dir()))
+            app.setQuitOnLastWindowClosed(False)
+        elif args.tray:
+            print("speechcmd: this desktop has no system tray: the window stays open (closing it quits)",
+                  file=sys.stderr, flush=True)
+    holder = {"window": None}
+
+    def make_window():
+        if holder["window"] is None:
+            import pyqtgraph as pg   # the plots: imported only when the window is first opened
+            pg.setConfigOptions(antialias=False, background="#101418", foreground="#d0d0d0")
+            from desktop_app.window import MainWindow
+            window = MainWindow(session=session)
+            window.first_frame_drawn.connect(on_first_frame)
+            if tray is not None:
+                window.keep_in_tray = True
+                window.hidden_to_tray.connect(lambda: tray.say_once(
+                    session.settings, "told_tray", "speechcmd keeps listening in the tray: "
+                    "its menu opens the window again, pauses listening or quits"))
+            holder["window"] = window
+        return holder["window"]
+
+    def open_window() -> None:
+        window = make_window()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+
+    def quit_app() -> None:
+        if holder["window"] is not None:
+            holder["window"].shutdown()
+        session.shutdown()
+        app.quit()
+
+    def on_first_frame() -> None:
+        if timing:
+            # CPU time too: on a busy machine the wall time mostly measures the other processes.
+            cpu = os.times()
+            print(f"speechcmd timing: first frame drawn {_age_text()} s after process start "
+                  f"(cpu {cpu.user + cpu.system:.3f} s)", file=sys.stderr, flush=True)
+
+    start_in_tray = args.tray and tray is not None
+    window = None if start_in_tray else make_window()
     if args.input_file:
         pending = {"playback": True, "analysis": True}
 
@@ -258,7 +305,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
 
         def on_playback_done(ok: bool) -> None:
             if not ok:
-                print(f"speechcmd: {window.run_error}", file=sys.stderr)
+                print(f"speechcmd: {session.run_error}", file=sys.stderr)
                 outcome["status"] = 1
             pending["playback"] = False
             maybe_finish()
@@ -269,25 +316,34 @@ def _run_gui(model, args, device_name: str | None) -> int:
             pending["analysis"] = False
             maybe_finish()
 
-        window.run_finished.connect(on_playback_done)
+        session.run_finished.connect(on_playback_done)
         window.analysis_finished.connect(on_analysis_done)
         # The timeline shows the whole file at once (the fast path) while the live view plays it.
         window.analyze_file(args.input_file)
-        window.start_file_playback(args.input_file)
+        session.start_file_playback(args.input_file)
+    elif args.tray:
+        session.model.start()   # no window to wait for: the network loads at once
+        if device_name or not session.paused_at_start:
+            session.set_mode(session.talk_mode)
     elif device_name:
         index = window.device_combo.findData(device_name)
         if index >= 0:
             window.device_combo.setCurrentIndex(index)
-        window.start_live()
+        session.start_live()
 
-    window.show()
+    if tray is not None:
+        tray.show()
+    if window is not None:
+        window.show()
     # Qt's event loop does not return to Python, so Ctrl+C would wait for the next event: poll it.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGINT, lambda *_: quit_app())
     keep_python_awake = QTimer()
     keep_python_awake.timeout.connect(lambda: None)
     keep_python_awake.start(200)
     app.exec()
-    window.shutdown()
+    if holder["window"] is not None:
+        holder["window"].shutdown()
+    session.shutdown()
     if scratch is not None:
         scratch.cleanup()
     return outcome["status"]

@@ -287,8 +287,8 @@ class PersonalizeDialog(QDialog):
         self.takes = {word: [None] * self.n_takes for word in words}
         self.talk = None
         self.talk_button.setVisible(self.talk_check.isChecked())
-        self._was_listening = self.window.is_running and self.window._live_run
-        self.window.stop()   # the microphone is the dialog's while it records
+        self._was_listening = self.window.session.is_listening
+        self.window.session.stop()   # the microphone is the dialog's while it records
         self.word_list.clear()
         for word in words:
             self.word_list.addItem(word)
@@ -451,7 +451,7 @@ class PersonalizeDialog(QDialog):
         if self._recording is not None:
             return False
         try:
-            source = self.window.source_factory(self.window.selected_device(), self.rate_hz)
+            source = self.window.session.source_factory(self.window.selected_device(), self.rate_hz)
         except CaptureError as exc:
             self.record_status.setText(f"Cannot record: {exc}")
             return False
@@ -615,8 +615,8 @@ class PersonalizeDialog(QDialog):
         skipped = f"; {len(result.skipped)} take(s) skipped" if result.skipped else ""
         new = f" (new: {', '.join(result.new_words)})" if result.new_words else ""
         if self.window.switch_model(result.out_dir):
-            if self._was_listening and not self.window.is_running:
-                self.window.start_live()
+            if self._was_listening and not self.window.session.is_running:
+                self.window.session.start_live()
             self.adapt_label.setText(f"Done in {result.seconds:.0f} s: the app now recognizes with "
                                      f"{result.out_dir.name}{new}{skipped}. The shipped model stays one click "
                                      "away in the Model list."

@@ -1,8 +1,8 @@
-"""The main window: pick a microphone, speak, see commands recognized live.
+"""The main window: pick a microphone, speak, see commands recognized live, and what the network hears.
 
-Widgets only draw and forward user actions. Audio runs in a RecognizerWorker on its own QThread; its
-signals land in the LiveViewModel (GUI thread), and a 20 Hz QTimer redraws the persistent plot items
-from the latest stored values.
+A view of a LiveSession (the model, the run, the actions, the listening mode): widgets draw and forward
+user actions to it. A 20 Hz QTimer redraws the persistent plot items from the latest values stored in
+the session's LiveViewModel; nothing is drawn while the window is hidden (the tray keeps listening).
 """
 from __future__ import annotations
 
@@ -16,34 +16,27 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from audio.capture import (CaptureError, FileSource, InputDevice, ReconnectingMicrophone, SourceNotice,
-                           list_input_devices, rescan_devices)
+from audio.capture import CaptureError, FileSource, InputDevice, list_input_devices, rescan_devices
 from model.detector import Detection
 from model.model_config import ModelLoadError, default_model_dir
-from desktop_app.actions import (Action, ActionResult, ActionRunner, ActionSet, ActionsError, default_actions_path,
-                                 load_actions)
-from desktop_app.model_loader import BackgroundModel
+from desktop_app.actions import ActionResult
+from desktop_app.listen_mode import ListenMode
+from desktop_app.live_session import (SENSITIVITY_RANGE, LiveSession, SourceFactory, default_source_factory,
+                                      sensitivity_to_threshold, threshold_to_sensitivity)
 from desktop_app.view_model import HIDDEN_S, SPECTROGRAM_S, FileAnalysis, LiveViewModel
 from desktop_app.widgets import (HIDDEN_LEVELS, log_mel_levels, CommandBars, DetectionTimeline, LastCommandLabel,
                                  LevelMeter, ScrollingImage)
-from desktop_app.worker import RecognizerWorker, start_worker, stop_worker
+from desktop_app.worker import RecognizerWorker, start_worker
 
-SETTINGS_ORGANIZATION = "speechcmd"
-SETTINGS_APPLICATION = "speechcmd"
 REDRAW_HZ = 20
 HIDDEN_VIEW_EVERY_TICKS = 2
 # Blocks for the fast "Open file..." run: big blocks, few Python round trips (the result does not
 # depend on the block size, see tests of the streaming recognizer).
 ANALYSIS_BLOCK_MS = 1000.0
-# At exit, how long a run thread that did not stop in time may still take.
-STUCK_THREAD_WAIT_MS = 2000
 # Start loading the network this long after the window is built, if no first frame was drawn before.
 LOAD_MODEL_AFTER_MS = 1000
-# Slider: sensitivity in percent, threshold = 1 - sensitivity / 100 (right = fires more easily).
-SENSITIVITY_RANGE = (5, 95)
+MODE_NAMES = {ListenMode.ALWAYS: "Always", ListenMode.PUSH_TO_TALK: "Push-to-talk", ListenMode.PAUSED: "Paused"}
 
-# (device name or None for the default, sample rate) -> an object with the audio/capture source interface
-SourceFactory = Callable[[str | None, int], object]
 # (rescan) -> input devices; rescan asks PortAudio to look for new hardware first
 DeviceLister = Callable[[bool], list[InputDevice]]
 
@@ -54,44 +47,22 @@ def default_device_lister(rescan: bool) -> list[InputDevice]:
     return list_input_devices()
 
 
-def default_source_factory(device: str | None, sample_rate_hz: int) -> ReconnectingMicrophone:
-    # A lost device or audio server is reopened on its own (the run, its model state and history stay).
-    return ReconnectingMicrophone(device, sample_rate_hz)
-
-
-def sensitivity_to_threshold(sensitivity: int) -> float:
-    return round(1.0 - sensitivity / 100.0, 2)
-
-
-def threshold_to_sensitivity(threshold: float) -> int:
-    return int(round((1.0 - threshold) * 100.0))
-
-
 class MainWindow(QMainWindow):
     first_frame_drawn = Signal()
-    recognizer_started = Signal(float)         # a run's network is ready; seconds of audio it caught up on
-    run_finished = Signal(bool)                # a live or playback run ended; True = without error
     analysis_finished = Signal(object)         # FileAnalysis of an "Open file..." run
-    action_reported = Signal(object)           # desktop_app.actions.ActionResult (emitted from action threads)
+    hidden_to_tray = Signal()                  # closed while a tray icon keeps the app running
 
-    def __init__(self, model, settings: QSettings | None = None,
+    def __init__(self, model=None, settings: QSettings | None = None,
                  source_factory: SourceFactory = default_source_factory,
                  device_lister: DeviceLister = default_device_lister, redraw_hz: float = REDRAW_HZ,
-                 actions_path: str | Path | None = None, models_dir: str | Path | None = None):
+                 actions_path: str | Path | None = None, models_dir: str | Path | None = None,
+                 session: LiveSession | None = None):
         super().__init__()
-        # A LoadedModel, or a BackgroundModel still loading: the window needs only its spec to build.
-        self.model = BackgroundModel.of(model)
-        self.spec = self.model.spec
-        self._model_checked = False
-        self._run_message = ""
-        self.settings = settings if settings is not None else QSettings(SETTINGS_ORGANIZATION, SETTINGS_APPLICATION)
-        self.source_factory = source_factory
+        own_session = session is None
+        self.session = session if session is not None else LiveSession(model, settings, source_factory, actions_path)
+        self.settings = self.session.settings
         self.device_lister = device_lister
-        self.view_model = LiveViewModel(self.spec)
-        self._worker: RecognizerWorker | None = None
-        self._thread = None
-        self._run_error: str | None = None
-        self._stuck_runs: list = []   # (worker, thread) that had not ended yet; see _keep_until_ended
+        self._model_checked = False
         self._analysis_worker: RecognizerWorker | None = None
         self._analysis_thread = None
         self._analysis: FileAnalysis | None = None
@@ -99,37 +70,46 @@ class MainWindow(QMainWindow):
         self._first_frame_done = False
         self._dropped_shown = None
         self._tick = 0
-        # Actions come from the user's own file only (--actions, or actions.toml in their config folder).
-        self.actions_path = Path(actions_path) if actions_path is not None else default_actions_path()
-        self.action_runner = ActionRunner(ActionSet(), self.action_reported.emit)
-        self._actions_explicit = actions_path is not None
-        self.actions_error: str | None = None   # why the actions file did not load (none run meanwhile)
+        self.keep_in_tray = False   # set by the tray: closing the window hides it, the app keeps listening
         self._actions_dialog = None
         self._personalize_dialog = None
-        self._live_run = False                 # the current run listens to a microphone (not a file)
         from desktop_app.personalize import personal_models_dir
         self.models_dir = Path(models_dir) if models_dir is not None else personal_models_dir()
 
         self.setWindowTitle("speechcmd: live speech commands")
         self._build_widgets()
-        self._restore_settings()
+        self._restore_geometry()
         self.refresh_devices(rescan=False)
         self.refresh_models()
-        self.action_reported.connect(self._show_action_result)
-
-        self._connect_view_model(self.view_model)
-        vm = self.view_model
+        s = self.session
+        s.action_reported.connect(self._show_action_result)
+        s.actions_changed.connect(self._show_actions)
+        s.model_changed.connect(self._on_model_changed)
+        s.state_changed.connect(self._show_mode)
+        self._connect_view_model(s.view_model)
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(int(round(1000.0 / redraw_hz)))
         self.redraw_timer.timeout.connect(self.redraw)
         self.redraw_timer.start()
         # The network loads after the first frame is drawn (its import would compete for the
         # interpreter with drawing it), or after a moment if no run starts.
-        self.first_frame_drawn.connect(lambda: self.model.start())
-        QTimer.singleShot(LOAD_MODEL_AFTER_MS, lambda: self.model.start())
-        self._show_running(False)
-        vm.set_status("ready: choose a microphone and press Start, or open a file")
-        self._load_actions(required=actions_path is not None)
+        self.first_frame_drawn.connect(lambda: self.session.model.start())
+        QTimer.singleShot(LOAD_MODEL_AFTER_MS, lambda: self.session.model.start())
+        self._show_running(s.is_running)
+        self._show_mode()
+        if not s.is_running:
+            self.view_model.set_status("ready: choose a microphone and press Start, or open a file")
+        if own_session:
+            s.load_actions(required=actions_path is not None)
+        self._show_actions()
+
+    @property
+    def spec(self):
+        return self.session.spec
+
+    @property
+    def view_model(self) -> LiveViewModel:
+        return self.session.view_model
 
     # ---------------------------------------------------------------- layout
     def _build_widgets(self) -> None:
@@ -137,6 +117,8 @@ class MainWindow(QMainWindow):
         self.device_combo = QComboBox()
         self.device_combo.setMinimumWidth(260)
         self.device_combo.setToolTip("Input device")
+        self.device_combo.currentIndexChanged.connect(
+            lambda _index: setattr(self.session, "device", self.device_combo.currentData()))
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda: self.refresh_devices(rescan=True))
         self.start_button = QPushButton("Start")
@@ -147,12 +129,21 @@ class MainWindow(QMainWindow):
         self.sensitivity_slider.setRange(*SENSITIVITY_RANGE)
         self.sensitivity_slider.setValue(threshold_to_sensitivity(vm.threshold))
         self.sensitivity_slider.setMinimumWidth(160)
+        self.mode_combo = QComboBox()
+        self.mode_combo.setToolTip("Always: every command fires. Push-to-talk: only while the key (or the button) is "
+                                   "held. Paused: the microphone is closed.")
+        for mode, name in MODE_NAMES.items():
+            self.mode_combo.addItem(name, mode.value)
+        self.mode_combo.activated.connect(self._choose_mode)
+        self.talk_button = QPushButton("Hold to talk")
+        self.talk_button.setToolTip("Push-to-talk: commands fire while this button (or the push-to-talk key) is held")
+        self.talk_button.pressed.connect(self.session.talk_pressed)
+        self.talk_button.released.connect(self.session.talk_released)
         self.sensitivity_slider.valueChanged.connect(self.set_sensitivity)
         self.sensitivity_label = QLabel()
         self.actions_switch = QCheckBox("Actions on")
         self.actions_switch.setToolTip("Run the bound programs and key presses when commands are heard")
-        self.actions_switch.setChecked(True)
-        self.actions_switch.toggled.connect(self.set_actions_enabled)
+        self.actions_switch.toggled.connect(self.session.set_actions_enabled)
         self.actions_button = QPushButton("Actions...")
         self.actions_button.clicked.connect(self.open_actions_dialog)
 
@@ -161,6 +152,8 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.device_combo, 1)
         controls.addWidget(self.refresh_button)
         controls.addWidget(self.start_button)
+        controls.addWidget(self.mode_combo)
+        controls.addWidget(self.talk_button)
         controls.addSpacing(16)
         controls.addWidget(QLabel("Sensitivity:"))
         controls.addWidget(self.sensitivity_slider)
@@ -240,7 +233,6 @@ class MainWindow(QMainWindow):
         vm.history_added.connect(self._add_history_row)
         vm.status_changed.connect(self._show_status)
         vm.running_changed.connect(self._show_running)
-        self.view_model = vm
 
     def _make_model_views(self) -> None:
         """The views whose shape depends on the model: mel bands, hidden units, commands."""
@@ -274,27 +266,18 @@ class MainWindow(QMainWindow):
                 self.model_combo.setCurrentIndex(index)
 
     def switch_model(self, folder: str | Path | None) -> bool:
-        """Recognize with the model in `folder` (None: the shipped one) from now on. A live run is
-        restarted on the same device with the new model; the history stays. False (and the error
-        shown) when the folder does not hold a usable model."""
-        folder = Path(folder) if folder else default_model_dir()
-        try:
-            model = BackgroundModel.from_folder(folder)
-        except ModelLoadError as exc:
-            self.view_model.on_error(str(exc))
+        """Recognize with the model in `folder` (None: the shipped one); see LiveSession.switch_model."""
+        ok = self.session.switch_model(folder)
+        if not ok:
             self.refresh_models()
-            return False
-        resume = self.is_running and self._live_run
-        self.stop()
+        return ok
+
+    @Slot()
+    def _on_model_changed(self) -> None:
+        """The session recognizes with another model: rebuild the views whose shape depends on it."""
         self._stop_analysis()
-        history = list(self.view_model.history)
-        self.model = model
-        self.spec = model.spec
         self._model_checked = False
-        vm = LiveViewModel(self.spec)
-        vm.threshold = sensitivity_to_threshold(self.sensitivity_slider.value())
-        vm.history.extend(history)
-        self._connect_view_model(vm)
+        self._connect_view_model(self.view_model)
         old_views = (self.spectrogram_view, self.hidden_view, self.bars_view, self.timeline_view)
         self._make_model_views()
         for old, new in zip(old_views, (self.spectrogram_view, self.hidden_view, self.bars_view, self.timeline_view)):
@@ -303,21 +286,10 @@ class MainWindow(QMainWindow):
             # would hand it to Python's garbage collector mid-paint (a crash in pyqtgraph's paintEvent).
             old.hide()
             old.deleteLater()
-        self.model_info_label.setText(vm.info.text())
+        self.model_info_label.setText(self.view_model.info.text())
         self._drawn_version = -1
-        model.start()   # the network loads in the background, as at start-up
-        shipped = folder.resolve() == default_model_dir().resolve()
-        self.settings.setValue("model", "" if shipped else str(folder.resolve()))
         self.refresh_models()
-        self._load_actions(required=False)   # the file may bind words only this model has
-        if resume:
-            self.start_live()
-        if vm.error is None:
-            vm.set_status(f"now recognizing with {'the shipped model' if shipped else folder.name}"
-                          + (f" ({', '.join(vm.info.commands)})" if not shipped else "")
-                          + ("; listening" if resume else ""))
         self.redraw(full=True)
-        return True
 
     @Slot()
     def open_personalize_dialog(self):
@@ -330,33 +302,22 @@ class MainWindow(QMainWindow):
         return self._personalize_dialog
 
     # ---------------------------------------------------------------- settings
-    def _restore_settings(self) -> None:
+    def _restore_geometry(self) -> None:
         geometry = self.settings.value("geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 820)
-        sensitivity = self.settings.value("sensitivity")
-        if sensitivity is not None:
-            try:
-                self.sensitivity_slider.setValue(int(sensitivity))
-            except (TypeError, ValueError):
-                pass  # a damaged settings file must not stop the app
-        self.actions_switch.setChecked(str(self.settings.value("actions_enabled", "true")).lower() != "false")
 
     def save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("sensitivity", self.sensitivity_slider.value())
-        self.settings.setValue("actions_enabled", "true" if self.actions_switch.isChecked() else "false")
-        if self.device_combo.count():
-            self.settings.setValue("device", self.selected_device() or "")   # "" = the system default
-        self.settings.sync()
+        self.session.save_settings()
 
     # ---------------------------------------------------------------- devices
     def refresh_devices(self, rescan: bool = True) -> None:
         """Fill the device chooser; keeps the current (or remembered) device selected when it exists."""
-        if self.is_running:
+        if self.session.is_running:
             return  # PortAudio cannot re-scan under an open stream
         # The first fill selects the remembered device; later ones keep the current choice.
-        wanted = self.selected_device() if self.device_combo.count() else self.settings.value("device")
+        wanted = self.session.device
         self.device_combo.clear()
         try:
             devices = self.device_lister(rescan)
@@ -375,138 +336,32 @@ class MainWindow(QMainWindow):
         return self.device_combo.currentData()
 
     # ---------------------------------------------------------------- runs
-    @property
-    def is_running(self) -> bool:
-        return self._worker is not None
-
-    @property
-    def worker(self) -> RecognizerWorker | None:
-        return self._worker
-
-    @property
-    def run_error(self) -> str | None:
-        """Why the last live/playback run ended, or None when it ended without error."""
-        return self._run_error
-
-    @property
-    def threshold(self) -> float:
-        return self.view_model.threshold
-
     @Slot()
     def toggle_start_stop(self) -> None:
-        if self.is_running:
-            self.stop()
+        if self.session.is_running:
+            self.session.stop()
         else:
-            self.start_live()
+            self.session.set_mode(self.session.talk_mode)
 
-    def start_live(self) -> None:
-        """Listen to the chosen device. Errors (no device, cannot open, lost) show in the window."""
-        device = self.selected_device()
-        try:
-            source = self.source_factory(device, self.spec.frontend.sample_rate_hz)
-        except CaptureError as exc:
-            self.view_model.on_error(str(exc))
-            return
-        self._start_run(source, f"listening on {device or 'the system default input'}", live=True)
-
-    def start_file_playback(self, path: str | Path) -> None:
-        """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""
-        source = FileSource(path, self.spec.frontend.sample_rate_hz)
-        self._start_run(source, f"playing {Path(path).name} in real time")
-
-    def _start_run(self, source, message: str, live: bool = False) -> None:
-        self.stop()
-        self.view_model.reset()
-        self._drawn_version = -1
-        worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
-        vm = self.view_model
-        worker.posteriors_ready.connect(vm.on_frames)
-        worker.posteriors_ready.connect(self._draw_first_frames)
-        worker.detected.connect(vm.on_detected)
-        # Direct: the runner only hands the action to its own threads, so it is started from the
-        # worker's thread at once, whatever the GUI thread is doing.
-        if live or self._actions_explicit:
-            # A recording played for a look (--input-file, a screenshot) must not run the user's
-            # programs or press keys unless they named the actions file for it.
-            worker.detected.connect(self.action_runner.handle, Qt.ConnectionType.DirectConnection)
-        worker.level_changed.connect(vm.on_level)
-        worker.audio_dropped.connect(vm.on_dropped)
-        worker.error_occurred.connect(self._on_run_error)
-        worker.input_changed.connect(self._on_input_changed)
-        worker.recognizer_started.connect(self._on_recognizer_started)
-        worker.finished.connect(self._on_run_finished)
-        self._run_error = None
-        self._worker = worker
-        self._thread = start_worker(worker)
-        vm.set_running(True)
-        self._live_run = live
-        self._run_message = message
-        vm.set_status(message if worker.recognizer is not None else f"{message}; loading the recognizer...")
-
-    @Slot(float)
-    def _on_recognizer_started(self, caught_up_s: float) -> None:
-        if self.sender() is not self._worker:
-            return
-        if self.view_model.error is None:
-            self.view_model.set_status(f"{self._run_message} (recognizer ready, caught up on {caught_up_s:.1f} s)")
-        self.recognizer_started.emit(caught_up_s)
-
-    def stop(self) -> None:
-        """Stop the live run (if any) and wait for its thread."""
-        worker, thread = self._worker, self._thread
-        if worker is None:
-            return
-        self._end_worker(worker, thread, self._on_run_finished)
-        self._forget_run()
-        self.view_model.set_status("stopped")
-
-    @Slot(object)
-    def _on_input_changed(self, notice: SourceNotice) -> None:
-        if self.sender() is not self._worker:
-            return
-        if notice.lost:
-            self.view_model.on_error(notice.message)
-        else:
-            self.view_model.set_status(notice.message)
-
-    @Slot(str)
-    def _on_run_error(self, message: str) -> None:
-        if self.sender() is self._worker:
-            self._run_error = message
-        self.view_model.on_error(message)
+    @Slot(int)
+    def _choose_mode(self, index: int) -> None:
+        mode = self.mode_combo.itemData(index)
+        if mode is not None and ListenMode(mode) is not self.session.mode:
+            self.session.set_mode(ListenMode(mode))
 
     @Slot()
-    def _on_run_finished(self) -> None:
-        worker, thread = self._worker, self._thread
-        if worker is None or self.sender() is not worker:
-            return
-        thread.wait(2000)
-        self._keep_until_ended(worker, thread)
-        ok = self._run_error is None
-        self._forget_run()
-        if ok:
-            self.view_model.set_status("finished")
-        self.redraw(full=True)
-        self.run_finished.emit(ok)
-
-    def _end_worker(self, worker: RecognizerWorker, thread, finished_slot) -> None:
-        """Stop a run the user ended (its finished signal no longer reaches `finished_slot`)."""
-        worker.finished.disconnect(finished_slot)
-        stop_worker(worker, thread)
-        self._keep_until_ended(worker, thread)
-
-    def _keep_until_ended(self, worker: RecognizerWorker, thread) -> None:
-        """Destroying a QThread that still runs aborts the process: a thread that did not end in time
-        stays referenced until it does."""
-        if thread.isRunning():
-            entry = (worker, thread)
-            self._stuck_runs.append(entry)
-            thread.finished.connect(lambda: self._stuck_runs.remove(entry) if entry in self._stuck_runs else None)
-
-    def _forget_run(self) -> None:
-        self._worker = None
-        self._thread = None
-        self.view_model.set_running(False)
+    def _show_mode(self) -> None:
+        """Listening mode, push-to-talk button and key: as the session has them now."""
+        s = self.session
+        index = self.mode_combo.findData(s.mode.value)
+        if index != self.mode_combo.currentIndex():
+            self.mode_combo.blockSignals(True)
+            self.mode_combo.setCurrentIndex(index)
+            self.mode_combo.blockSignals(False)
+        push = s.talk_mode is ListenMode.PUSH_TO_TALK
+        self.talk_button.setVisible(push)
+        self.talk_button.setText("Talking..." if s.gate.key_down else
+                                 (f"Hold to talk ({s.talk_key})" if s.key_error is None else "Hold to talk"))
 
     # ---------------------------------------------------------------- file analysis
     @Slot()
@@ -522,7 +377,7 @@ class MainWindow(QMainWindow):
         self._stop_analysis()
         analysis = FileAnalysis(str(path), self.spec.frontend.hop_ms)
         source = FileSource(path, self.spec.frontend.sample_rate_hz, block_ms=ANALYSIS_BLOCK_MS, realtime=False)
-        worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold)
+        worker = RecognizerWorker(self.session.model, source, threshold=self.view_model.threshold)
         worker.posteriors_ready.connect(analysis.on_frames)
         worker.detected.connect(analysis.on_detected)
         worker.error_occurred.connect(self._on_analysis_error)
@@ -543,7 +398,7 @@ class MainWindow(QMainWindow):
         if analysis is None or self.sender() is not self._analysis_worker:
             return
         thread.wait(2000)
-        self._keep_until_ended(self._analysis_worker, thread)
+        self.session.keep_until_ended(self._analysis_worker, thread)
         self._analysis = self._analysis_worker = self._analysis_thread = None
         if analysis.error is None:
             posteriors = analysis.posteriors
@@ -558,17 +413,14 @@ class MainWindow(QMainWindow):
 
     def _stop_analysis(self) -> None:
         if self._analysis_worker is not None:
-            self._end_worker(self._analysis_worker, self._analysis_thread, self._on_analysis_finished)
+            self.session.end_worker(self._analysis_worker, self._analysis_thread, self._on_analysis_finished)
             self._analysis = self._analysis_worker = self._analysis_thread = None
 
     # ---------------------------------------------------------------- sensitivity
     @Slot(int)
     def set_sensitivity(self, sensitivity: int) -> None:
         """Slider moved: the running worker uses the new threshold from its next frame."""
-        threshold = sensitivity_to_threshold(sensitivity)
-        self.view_model.threshold = threshold
-        if self._worker is not None:
-            self._worker.set_threshold(threshold)
+        self.session.set_threshold(sensitivity_to_threshold(sensitivity))
         self._show_sensitivity_text()
         self._drawn_version = -1
 
@@ -576,33 +428,19 @@ class MainWindow(QMainWindow):
         self.sensitivity_label.setText(f"threshold {self.view_model.threshold:.2f}")
 
     # ---------------------------------------------------------------- actions
-    def _load_actions(self, required: bool) -> None:
-        """Read the actions file; a missing default file means no actions, any other problem is shown
-        (and no action runs) until the file is fixed or saved from the dialog."""
-        if not required and not self.actions_path.is_file():
-            return
-        self.actions_error = None
-        try:
-            self.set_action_set(load_actions(self.actions_path, self.spec.labels))
-        except ActionsError as exc:
-            self.set_action_set(ActionSet())   # the old bindings must not keep firing
-            self.actions_error = str(exc)
+    @Slot()
+    def _show_actions(self) -> None:
+        s = self.session
+        self.actions_switch.blockSignals(True)
+        self.actions_switch.setChecked(s.action_runner.enabled)
+        self.actions_switch.blockSignals(False)
+        if s.actions_error is not None:
             self.actions_button.setText("Actions (not loaded)...")
-            self.actions_button.setToolTip(f"actions not loaded: {exc}")
-            self.view_model.on_error(f"actions not loaded: {exc}")
-
-    def set_action_set(self, action_set: ActionSet) -> None:
-        self.action_runner.set_actions(action_set)
-        n = len(action_set)
+            self.actions_button.setToolTip(f"actions not loaded: {s.actions_error}")
+            return
+        n = len(s.action_runner.action_set)
         self.actions_button.setText(f"Actions ({n})..." if n else "Actions...")
         self.actions_button.setToolTip("Bind commands to programs or key presses")
-
-    @Slot(bool)
-    def set_actions_enabled(self, enabled: bool) -> None:
-        self.action_runner.enabled = enabled
-
-    def try_action(self, action: Action, action_set: ActionSet | None = None) -> bool:
-        return self.action_runner.try_action(action, action_set.key_tool if action_set else None)
 
     @Slot()
     def open_actions_dialog(self):
@@ -612,7 +450,8 @@ class MainWindow(QMainWindow):
             self._actions_dialog.deleteLater()
             self._actions_dialog = None
         if self._actions_dialog is None:
-            self._actions_dialog = ActionsDialog(self, self.actions_path, self.action_runner.action_set,
+            self._actions_dialog = ActionsDialog(self.session, self.session.actions_path,
+                                                 self.session.action_runner.action_set,
                                                  self.spec.labels, parent=self)
         self._actions_dialog.show()
         self._actions_dialog.raise_()
@@ -661,11 +500,11 @@ class MainWindow(QMainWindow):
     def _check_model(self) -> None:
         """Once the background load has ended: a model that failed to load is reported at once, not
         only when a run needs it."""
-        if not self.model.ready:
+        if not self.session.model.ready:
             return
         self._model_checked = True
         try:
-            self.model.get()
+            self.session.model.get()
         except ModelLoadError as exc:
             self.view_model.on_error(str(exc))
 
@@ -709,22 +548,28 @@ class MainWindow(QMainWindow):
         self.start_button.setText("Stop" if running else "Start")
         self.device_combo.setEnabled(not running)
         self.refresh_button.setEnabled(not running)
-        if not running:
-            self._live_run = False
+
+    def showEvent(self, event) -> None:  # Qt override
+        self.redraw_timer.start()
+        self.session.set_frames_wanted(True)
+        super().showEvent(event)
 
     # ---------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
         """Stop every thread and remember the settings (idempotent)."""
         self.redraw_timer.stop()
-        self.action_runner.close(wait=False)
-        self.stop()
         self._stop_analysis()
         self.save_settings()
-        # A thread kept because it had not ended in time gets a last chance before the app exits
-        # (Qt aborts the process when a running QThread is destroyed).
-        for _, thread in list(self._stuck_runs):
-            thread.wait(STUCK_THREAD_WAIT_MS)
+        self.session.shutdown()
 
     def closeEvent(self, event) -> None:  # Qt override
+        if self.keep_in_tray:
+            # The tray keeps the app listening; nothing is drawn until the window opens again.
+            self.redraw_timer.stop()
+            self.session.set_frames_wanted(False)
+            self.hide()
+            event.ignore()
+            self.hidden_to_tray.emit()
+            return
         self.shutdown()
         super().closeEvent(event)

@@ -81,13 +81,14 @@ class RecognizerWorker(QObject):
     recognizer_started = Signal(float)  # the network is ready; seconds of audio it caught up on
     finished = Signal()                 # always emitted last, error or not
 
-    def __init__(self, model, source, threshold: float | None = None, emit_frames: bool = True):
+    def __init__(self, model, source, threshold: float | None = None, emit_frames: bool = True, gate=None):
         super().__init__()
         self.model = BackgroundModel.of(model)   # a LoadedModel is wrapped as already loaded
         self.source = source
         self.recognizer = None                   # StreamingRecognizer, once the network is loaded
         self._threshold = float(threshold) if threshold is not None else self.model.spec.detector.threshold
         self.emit_frames = emit_frames
+        self.gate = gate    # listen_mode.TalkGate: push-to-talk holds back the commands reported while closed
         self._stop = threading.Event()
         self._level = LevelAccumulator()
         frontend = self.model.spec.frontend
@@ -185,7 +186,8 @@ class RecognizerWorker(QObject):
         if self.emit_frames and update.log_mel.shape[0]:
             self.posteriors_ready.emit(update)
         for event in update.events:
-            self.detected.emit(event)
+            if self.gate is None or self.gate.allows():
+                self.detected.emit(event)
 
     def _wait_for_model(self):
         """The loaded model, waiting for it in short steps so that stop() is still heard (None then)."""

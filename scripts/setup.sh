@@ -13,8 +13,9 @@ packages=(libportaudio2 libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon
           libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1)
 if [ "$mode" = test ]; then
     # espeak-ng: tests/test_synthesize_words.py runs the synthetic-voice script for real;
-    # xvfb + xdotool: tests/test_actions.py presses keys into a real window on a real X server
-    packages+=(pulseaudio pulseaudio-utils espeak-ng xvfb xdotool)
+    # xvfb + xdotool: tests press keys into real windows on a real X server (actions, push-to-talk);
+    # trayer: a system tray on that server (tests/test_tray.py)
+    packages+=(pulseaudio pulseaudio-utils espeak-ng xvfb xdotool trayer)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,61 @@ def make_dataset(root):
     (root / "_background_noise_").mkdir()
     shutil.copy(DATA_DIR / "noise_running_tap.wav", root / "_background_noise_" / "tap.wav")
     return root
+
+
+@pytest.fixture
+def x_display():
+    """A real X server (Xvfb) with xdotool: key presses are injected as on a desktop."""
+    for tool in ("Xvfb", "xdotool"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (apt install xvfb xdotool)")
+    display = ":%d" % (90 + os.getpid() % 100)
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
+    env.pop("WAYLAND_DISPLAY", None)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["xdotool", "getmouselocation"], env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            pytest.fail("Xvfb did not start")
+        time.sleep(0.1)
+    yield env
+    server.terminate()
+    server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def virtual_mic(tmp_path_factory):
+    """PulseAudio with a null sink: whatever is played into it is what the default input hears."""
+    from audio.capture import CaptureError, list_input_devices, rescan_devices
+    from live_audio import VirtualMic, VirtualMicUnavailable
+    try:
+        mic = VirtualMic.start(tmp_path_factory.mktemp("pulse"))
+    except VirtualMicUnavailable as exc:
+        pytest.skip(f"no audio server can run here: {exc}")
+    # This process's PortAudio must see the server too (it reads the variable when a stream opens) and
+    # must enumerate devices again now that the server is up.
+    saved = os.environ.get("PULSE_RUNTIME_PATH")
+    os.environ["PULSE_RUNTIME_PATH"] = mic.env["PULSE_RUNTIME_PATH"]
+    try:
+        rescan_devices()
+        devices = list_input_devices()
+    except CaptureError as exc:
+        devices, reason = [], str(exc)
+    else:
+        reason = "PortAudio lists no input device (is the ALSA pulse plugin, libasound2-plugins, installed?)"
+    try:
+        if not devices:
+            # The server runs, so a capture path that cannot see it is this product's failure, not a
+            # missing machine feature: fail, do not skip.
+            pytest.fail(f"the audio server runs, but {reason}")
+        yield mic
+    finally:
+        mic.stop()
+        if saved is None:
+            os.environ.pop("PULSE_RUNTIME_PATH", None)
+        else:
+            os.environ["PULSE_RUNTIME_PATH"] = saved
+        if devices:
+            rescan_devices()

@@ -254,28 +254,6 @@ def test_a_bad_actions_file_stops_detect_before_it_starts(tmp_path):
                                   "(known: run, keys, min_score, cooldown_ms, timeout_ms)"
 
 
-@pytest.fixture
-def x_display(tmp_path):
-    """A real X server (Xvfb) with xdotool: key presses are injected as on a desktop."""
-    for tool in ("Xvfb", "xdotool"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (apt install xvfb xdotool)")
-    display = ":%d" % (90 + os.getpid() % 100)
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
-    env.pop("WAYLAND_DISPLAY", None)
-    deadline = time.monotonic() + 10
-    while subprocess.run(["xdotool", "getmouselocation"], env=env, capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail("Xvfb did not start")
-        time.sleep(0.1)
-    yield env
-    server.terminate()
-    server.wait(5)
-
-
 def test_keys_press_keys_in_the_focused_window(x_display, tmp_path):
     """A real Qt text field on a real X server receives the keys an action presses."""
     typed = tmp_path / "typed.txt"

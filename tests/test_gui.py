@@ -17,7 +17,8 @@ from PySide6.QtGui import QImage              # noqa: E402
 from audio.capture import CaptureError, FileSource, InputDevice   # noqa: E402
 from conftest import make_stream, run_cli                          # noqa: E402
 from desktop_app.cli import run_detection                          # noqa: E402
-from desktop_app.window import MainWindow, sensitivity_to_threshold  # noqa: E402
+from desktop_app.live_session import sensitivity_to_threshold
+from desktop_app.window import MainWindow  # noqa: E402
 from desktop_app.worker import RecognizerWorker, start_worker      # noqa: E402
 
 DEVICES = [InputDevice(0, "Virtual Mic", "ALSA", 1, 48000, True), InputDevice(1, "USB Mic", "ALSA", 1, 44100, False)]
@@ -84,33 +85,33 @@ def test_window_builds_with_every_part(make_window, model):
 def test_file_source_detections_reach_the_history_list(qtbot, make_window, stream_wav):
     window = make_window()
     with qtbot.waitSignal(window.first_frame_drawn, timeout=5000):
-        window.start_file_playback(stream_wav)
-    assert window.is_running and window.start_button.text() == "Stop"
+        window.session.start_file_playback(stream_wav)
+    assert window.session.is_running and window.start_button.text() == "Stop"
     with qtbot.waitSignal(window.view_model.history_added, timeout=5000) as first:
         pass
     assert first.args[0].label == "yes"
-    with qtbot.waitSignal(window.run_finished, timeout=8000) as done:
+    with qtbot.waitSignal(window.session.run_finished, timeout=8000) as done:
         pass
     assert done.args == [True]
     assert _history_labels(window) == ["stop", "yes"]          # newest first
     assert window.last_command_label.text().startswith("stop")
     shown = window.view_model.spectrogram.ordered()
     assert shown.max() > window.view_model.log_mel_floor + 5   # speech reached the spectrogram
-    assert not window.is_running and window.start_button.text() == "Start"
+    assert not window.session.is_running and window.start_button.text() == "Start"
 
 
 def test_the_slider_sets_the_threshold_the_worker_uses(qtbot, make_window, stream_wav):
     window = make_window()
     window.sensitivity_slider.setValue(10)
-    assert window.threshold == pytest.approx(0.9)
-    window.start_file_playback(stream_wav)
-    assert window.worker.threshold == pytest.approx(0.9)       # a new run starts with the slider's value
+    assert window.session.threshold == pytest.approx(0.9)
+    window.session.start_file_playback(stream_wav)
+    assert window.session.worker.threshold == pytest.approx(0.9)       # a new run starts with the slider's value
     window.sensitivity_slider.setValue(75)                    # while running: takes effect at once
-    assert window.worker.threshold == pytest.approx(sensitivity_to_threshold(75)) == pytest.approx(0.25)
-    assert window.worker.recognizer.detector.threshold == pytest.approx(0.25)
+    assert window.session.worker.threshold == pytest.approx(sensitivity_to_threshold(75)) == pytest.approx(0.25)
+    assert window.session.worker.recognizer.detector.threshold == pytest.approx(0.25)
     assert "0.25" in window.sensitivity_label.text()
-    window.stop()
-    assert not window.is_running
+    window.session.stop()
+    assert not window.session.is_running
 
 
 def test_a_failing_device_shows_an_error_and_the_app_stays_usable(qtbot, make_window, stream_wav):
@@ -132,14 +133,14 @@ def test_a_failing_device_shows_an_error_and_the_app_stays_usable(qtbot, make_wi
     window = make_window(source_factory=factory)
     window.start_button.click()
     assert "PortAudio library not found" in window.error_label.text() and window.error_label.isVisible()
-    assert not window.is_running
+    assert not window.session.is_running
 
-    with qtbot.waitSignal(window.run_finished, timeout=3000) as failed:
+    with qtbot.waitSignal(window.session.run_finished, timeout=3000) as failed:
         window.start_button.click()
     assert failed.args == [False] and "busy" in window.error_label.text()
     assert window.start_button.text() == "Start" and window.device_combo.isEnabled()
 
-    with qtbot.waitSignal(window.run_finished, timeout=3000) as lost:
+    with qtbot.waitSignal(window.session.run_finished, timeout=3000) as lost:
         window.start_button.click()                            # works for 15 blocks, then the device is lost
     assert lost.args == [False] and "stopped delivering audio" in window.error_label.text()
     assert "stopped delivering audio" in window.status_label.text()
@@ -147,9 +148,9 @@ def test_a_failing_device_shows_an_error_and_the_app_stays_usable(qtbot, make_wi
     window.device_combo.setCurrentIndex(window.device_combo.findData("USB Mic"))   # re-choose, no restart
     with qtbot.waitSignal(window.view_model.history_added, timeout=5000):
         window.start_button.click()
-    assert not window.error_label.isVisible() and window.is_running
+    assert not window.error_label.isVisible() and window.session.is_running
     window.start_button.click()                                # Stop
-    assert not window.is_running
+    assert not window.session.is_running
     assert asked == [None, None, None, "USB Mic"]
 
 
@@ -162,7 +163,7 @@ def test_device_and_sensitivity_are_remembered(qtbot, model, settings):
     second = MainWindow(model, settings=settings, device_lister=lambda rescan: list(DEVICES))
     qtbot.addWidget(second)
     assert second.selected_device() == "USB Mic"
-    assert second.sensitivity_slider.value() == 70 and second.threshold == pytest.approx(0.3)
+    assert second.sensitivity_slider.value() == 70 and second.session.threshold == pytest.approx(0.3)
 
 
 def test_open_file_runs_the_same_pipeline_and_draws_a_timeline(qtbot, make_window, model, stream_wav, tmp_path):

@@ -112,8 +112,8 @@ def test_record_adapt_and_switch_to_the_personal_model(qtbot, window_and_dialog,
     # The personal model runs in the live pipeline, and the shipped model is one choice away.
     held_out = tmp_path / "zero_held_out.wav"
     sf.write(held_out, np.concatenate([np.zeros(8000), sf.read(TAKES / "zero_5.wav")[0], np.zeros(8000)]), 8000)
-    with qtbot.waitSignal(window.run_finished, timeout=20000) as finished:
-        window.start_file_playback(held_out)
+    with qtbot.waitSignal(window.session.run_finished, timeout=20000) as finished:
+        window.session.start_file_playback(held_out)
     assert finished.args == [True]
     assert window.view_model.posteriors.shape == (14,)
     window.model_combo.setCurrentIndex(0)

@@ -92,7 +92,7 @@ BackgroundModel.start = lambda self: None     # keep the network unloaded: what 
 window = MainWindow(BackgroundModel.from_folder(default_model_dir()),
                     settings=QSettings(sys.argv[2], QSettings.Format.IniFormat))
 window.show()
-window.start_file_playback(sys.argv[1])
+window.session.start_file_playback(sys.argv[1])
 vm = window.view_model
 seen = {}
 def check():
@@ -137,8 +137,8 @@ def test_a_model_that_fails_to_load_in_the_background_is_reported(qtbot, corrupt
     window.show()
     qtbot.waitUntil(window.error_label.isVisible, timeout=30000)
     assert "could not be loaded" in window.error_label.text()
-    with qtbot.waitSignal(window.run_finished, timeout=15000) as finished:
-        window.start_file_playback(stream_wav)
+    with qtbot.waitSignal(window.session.run_finished, timeout=15000) as finished:
+        window.session.start_file_playback(stream_wav)
     assert finished.args == [False] and "could not be loaded" in window.error_label.text()
 
     png = tmp_path / "shot.png"
