@@ -27,6 +27,8 @@ class AugmentConfig:
     warp_min: float = 0.9              # mel-axis warp factor (the pitch/formant half: voice variety)
     warp_max: float = 1.1
     gain_db: float = 8.0               # random gain, +- this much
+    quiet_share: float = 0.0           # share of clips made quiet instead: a gain of quiet_db_min to -gain_db
+    quiet_db_min: float = -40.0        # (a microphone that records far below the training level)
     noise_prob: float = 0.8            # probability of adding background noise
     snr_db_min: float = 0.0
     snr_db_max: float = 30.0
@@ -94,9 +96,15 @@ def apply_gain(feats: torch.Tensor, gain_db: torch.Tensor, cfg: FrontendConfig) 
     return from_power(to_power(feats, cfg) * (10.0 ** (gain_db / 10.0))[:, None, None], cfg)
 
 
-def random_gain(feats: torch.Tensor, gain_db: float, cfg: FrontendConfig, gen: torch.Generator) -> torch.Tensor:
-    """A random gain in +- gain_db per clip."""
-    return apply_gain(feats, _uniform(feats.shape[0], -gain_db, gain_db, gen), cfg)
+def random_gain(feats: torch.Tensor, gain_db: float, cfg: FrontendConfig, gen: torch.Generator,
+                quiet_share: float = 0.0, quiet_db_min: float = -40.0) -> torch.Tensor:
+    """A random gain in +- gain_db per clip; a `quiet_share` of the clips get quiet_db_min to -gain_db."""
+    n = feats.shape[0]
+    gains = _uniform(n, -gain_db, gain_db, gen)
+    if quiet_share > 0:
+        quiet = torch.rand(n, generator=gen) < quiet_share
+        gains = torch.where(quiet, _uniform(n, quiet_db_min, -gain_db, gen), gains)
+    return apply_gain(feats, gains, cfg)
 
 
 def mix_noise(feats: torch.Tensor, noise_power: torch.Tensor, prob: float, snr_db_min: float, snr_db_max: float,

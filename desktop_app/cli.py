@@ -116,7 +116,8 @@ def cmd_train(args) -> int:
     try:
         for teacher in args.teacher:
             read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
-        result = train(args.data, args.out, net, cfg, frontend=frontend, aug=AugmentConfig(),
+        result = train(args.data, args.out, net, cfg, frontend=frontend,
+                       aug=AugmentConfig(quiet_share=args.quiet_share),
                        extra_unknown=args.extra_unknown, extra_words=args.extra_words,
                        show_progress=not args.quiet, teachers=args.teacher, talk=args.talk, init_from=args.init)
     except (DatasetError, ModelLoadError, AudioReadError, ValueError) as exc:
@@ -368,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--talk-share", type=float, default=recipe.talk_share, help="talk sequences per batch row")
     p.add_argument("--mine-frames", type=int, default=recipe.mine_frames,
                    help="the talk frames closest to firing a command, trained again (half the talk rows end there)")
+    p.add_argument("--quiet-share", type=float, default=0.0,
+                   help="share of clips made 8-40 dB quieter (a quiet microphone; the usual gain is +-8 dB)")
     p.add_argument("--init", help="start from this model folder's weights (fine-tuning; same network)")
     p.add_argument("--image-silence", choices=("auto", "always", "never"), default="auto",
                    help="the image set's _silence_ crops; auto: only when no wav folder has _background_noise_ "

@@ -40,6 +40,23 @@ def add_live_commands(sub) -> None:
     p = sub.add_parser("devices", help="list the audio input devices")
     p.set_defaults(func=cmd_devices)
 
+    p = sub.add_parser("install-desktop", help="add a launcher to the desktop's menu (and optionally start at login)")
+    p.add_argument("--autostart", action="store_true", help="also start the app in the tray when you log in")
+    p.add_argument("--uninstall", action="store_true", help="remove the launcher, icon and autostart entry")
+    p.set_defaults(func=cmd_install_desktop)
+
+
+def cmd_install_desktop(args) -> int:
+    from desktop_app.desktop_entry import install, uninstall
+    if args.uninstall and args.autostart:
+        return _usage_error("use either --autostart or --uninstall, not both")
+    try:
+        lines = uninstall() if args.uninstall else install(args.autostart)
+    except OSError as exc:
+        raise UserError(f"cannot write the desktop files: {exc}") from None
+    print("\n".join(lines))
+    return 0
+
 
 def _usage_error(message: str) -> int:
     """Options that do not go together: one line, exit status 2 (like argparse's own usage errors)."""
@@ -62,8 +79,10 @@ def cmd_devices(args) -> int:
 
 def cmd_listen(args) -> int:
     """Events are printed as they fire; `time` counts the audio heard since the first captured sample
-    (a gap while the input was lost is not counted). A lost device or audio server is reported on
-    stderr and listening resumes on its own when it is back."""
+    (a gap while the input was lost or paused is not counted). A lost device or audio server is reported
+    on stderr and listening resumes on its own when it is back. SIGUSR1 pauses (the microphone is
+    closed), SIGUSR2 resumes."""
+    import signal
     from audio.capture import CaptureError, Pacer, ReconnectingMicrophone, filter_native_audio_messages, find_input_device
     if args.seconds is not None and args.seconds <= 0:
         return _usage_error("--seconds must be positive")
@@ -84,12 +103,30 @@ def cmd_listen(args) -> int:
     filter_native_audio_messages()
     source = ReconnectingMicrophone(args.device, model.frontend.sample_rate_hz)
     announced = False
+    wanted = {"paused": False}
+    paused = False
+    dropped_before = 0   # blocks dropped by the streams closed at a pause
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda *_: wanted.update(paused=True))
+        signal.signal(signal.SIGUSR2, lambda *_: wanted.update(paused=False))
     try:
         source.start()
         started_at = time.monotonic()
         pacer = Pacer()   # one recognizer call per tick on all audio captured meanwhile, as in the GUI
         while args.seconds is None or time.monotonic() - started_at < args.seconds:
             pacer.wait()
+            if wanted["paused"] != paused:
+                paused = wanted["paused"]
+                if paused:
+                    source.stop()
+                    dropped_before += source.dropped_blocks + source.overflows
+                    print("paused: the microphone is closed (SIGUSR2 resumes)", file=sys.stderr, flush=True)
+                else:
+                    source = ReconnectingMicrophone(args.device, model.frontend.sample_rate_hz)
+                    source.start()
+                    announced = False
+            if paused:
+                continue
             block = source.read(0.1)
             for notice in source.take_notices():
                 print(("speechcmd: " if notice.lost else "") + notice.message, file=sys.stderr, flush=True)
@@ -113,7 +150,7 @@ def cmd_listen(args) -> int:
         source.stop()
         if runner is not None:
             runner.close(wait=False)   # a program still running is left to finish on its own
-    dropped = source.dropped_blocks + source.overflows
+    dropped = dropped_before + (0 if paused else source.dropped_blocks + source.overflows)
     if dropped:
         print(f"warning: {dropped} audio block(s) were dropped (the computer could not keep up)", file=sys.stderr)
     return 0

@@ -80,7 +80,7 @@ class BatchMaker:
             if use.any():
                 feats[use] = augment.reverberate(feats[use], cfg, aug.reverb_rt60_s_min, aug.reverb_rt60_s_max, gen)
         if aug.gain_db > 0:
-            feats = augment.random_gain(feats, aug.gain_db, cfg, gen)
+            feats = augment.random_gain(feats, aug.gain_db, cfg, gen, aug.quiet_share, aug.quiet_db_min)
         return feats
 
     def _noise(self, feats: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ packages=(libportaudio2 libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon
 if [ "$mode" = test ]; then
     # espeak-ng: tests/test_synthesize_words.py runs the synthetic-voice script for real;
     # xvfb + xdotool: tests press keys into real windows on a real X server (actions, push-to-talk);
-    # trayer: a system tray on that server (tests/test_tray.py)
-    packages+=(pulseaudio pulseaudio-utils espeak-ng xvfb xdotool trayer)
+    # trayer: a system tray on that server (tests/test_tray.py); desktop-file-validate checks the launcher
+    packages+=(pulseaudio pulseaudio-utils espeak-ng xvfb xdotool trayer desktop-file-utils)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1; then

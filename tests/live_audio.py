@@ -49,9 +49,9 @@ class VirtualMic:
             reason = (started.stderr.strip().splitlines() or ["no message"])[-1]
             raise VirtualMicUnavailable(f"pulseaudio did not start: {reason}")
         try:
-            mic._pactl("load-module", "module-null-sink", f"sink_name={SINK}", "rate=16000", "channels=1")
-            mic._pactl("set-default-sink", SINK)
-            mic._pactl("set-default-source", f"{SINK}.monitor")
+            mic.pactl("load-module", "module-null-sink", f"sink_name={SINK}", "rate=16000", "channels=1")
+            mic.pactl("set-default-sink", SINK)
+            mic.pactl("set-default-source", f"{SINK}.monitor")
         except VirtualMicUnavailable:
             mic.stop()
             raise
@@ -62,7 +62,7 @@ class VirtualMic:
         time.sleep(0.3)
         return mic
 
-    def _pactl(self, *args: str) -> str:
+    def pactl(self, *args: str) -> str:
         done = subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=20)
         if done.returncode != 0:
             raise VirtualMicUnavailable(f"pactl {' '.join(args)} failed: {done.stderr.strip()}")

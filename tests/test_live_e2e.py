@@ -260,3 +260,28 @@ def test_personalize_records_takes_from_the_microphone_and_adapts(virtual_mic, m
         assert dialog.start_adaptation()
     assert ready.args == [str(tmp_path / "data" / "models" / "mic")]
     assert window.spec.labels[-2:] == ("one", "zero")
+
+
+def test_listen_pauses_with_the_microphone_closed_and_resumes(virtual_mic, clips_dir):
+    """SIGUSR1 closes the input (no stream on the audio server, a command said meanwhile is not heard);
+    SIGUSR2 opens it again and the next command is heard."""
+    import signal
+    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "30")
+    try:
+        assert "listening on" in _wait_for_line(listen.stderr, 30)
+        assert virtual_mic.pactl("list", "short", "source-outputs").strip()      # the app's stream is open
+        listen.send_signal(signal.SIGUSR1)
+        assert _wait_for_line(listen.stderr, 5).startswith("paused: the microphone is closed")
+        assert virtual_mic.pactl("list", "short", "source-outputs").strip() == ""   # really closed
+        assert virtual_mic.play(clips_dir / "stop.wav").wait(10) == 0
+        time.sleep(0.5)
+        listen.send_signal(signal.SIGUSR2)
+        assert "listening on" in _wait_for_line(listen.stderr, 10)
+        assert virtual_mic.play(clips_dir / "stop.wav").wait(10) == 0
+        time.sleep(1.5)
+        listen.send_signal(signal.SIGINT)
+        out, err = listen.communicate(timeout=15)
+    finally:
+        listen.kill()
+    assert listen.returncode == 0, err
+    assert [json.loads(row)["label"] for row in out.splitlines() if row.strip()] == ["stop"], (out, err)
