@@ -35,6 +35,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from audio.capture import DEFAULT_BLOCK_MS, MicrophoneSource, Pacer, rescan_devices   # noqa: E402
 from conftest import CLIPS_DIR, make_stream                   # noqa: E402
+from desktop_app.listen_mode import TalkGate                  # noqa: E402
 from live_audio import VirtualMic                             # noqa: E402
 from model.checkpoint import default_model_dir, load_checkpoint   # noqa: E402
 from model.labels import COMMANDS                             # noqa: E402
@@ -61,7 +62,7 @@ def measure_latency(mic: VirtualMic, model, rounds: int, block_ms: float) -> dic
     torch.set_num_threads(1)   # as `speechcmd listen` / `gui` do
     words = list(COMMANDS)
     spacing_s, first_s = 1.8, 0.8
-    latencies, algorithmic, missed, wrong = [], [], 0, 0
+    latencies, algorithmic, missed, wrong, ptt_fired = [], [], 0, 0, 0
     for round_index in range(rounds):
         placements = [(w, first_s + i * spacing_s) for i, w in enumerate(words)]
         total_s = first_s + len(words) * spacing_s + 0.5
@@ -124,6 +125,12 @@ def measure_latency(mic: VirtualMic, model, rounds: int, block_ms: float) -> dic
                 block = int(np.searchsorted(counts, end_sample))   # first block that holds the word end
                 end_wall = times[block] - (counts[block] - end_sample) / RATE_HZ - source.input_latency_s
                 latencies.append(event_wall - end_wall)
+                # Push-to-talk, key let go the moment the word ends: does the gate still let it through?
+                gate = TalkGate()
+                gate.enabled = True
+                gate.press(end_wall - 1.0)
+                gate.release(end_wall)
+                ptt_fired += gate.allows(event_wall)
                 algorithmic.append(event.time_s - end_sample / RATE_HZ)
                 if VERBOSE:
                     print(f"  {word:6s} latency {1000 * latencies[-1]:6.0f} ms (in stream time {1000 * algorithmic[-1]:5.0f} ms)")
@@ -131,7 +138,8 @@ def measure_latency(mic: VirtualMic, model, rounds: int, block_ms: float) -> dic
             "median_ms": 1000 * float(np.median(latencies)), "p90_ms": 1000 * percentile(latencies, 90),
             "min_ms": 1000 * float(min(latencies)), "max_ms": 1000 * float(max(latencies)),
             "algorithmic_median_ms": 1000 * float(np.median(algorithmic)),
-            "input_latency_ms": 1000 * (source.input_latency_s or 0.0)}
+            "input_latency_ms": 1000 * (source.input_latency_s or 0.0),
+            "push_to_talk_fired_if_released_at_word_end": ptt_fired}
 
 
 def _gui_command(model_dir, wav, png):

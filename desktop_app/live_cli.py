@@ -307,6 +307,8 @@ def _run_gui(model, args, device_name: str | None) -> int:
 
     def quit_app() -> None:
         if holder["window"] is not None:
+            # Qt 6 asks every window to close before it quits: one that hides to the tray would refuse.
+            holder["window"].keep_in_tray = False
             holder["window"].shutdown()
         session.shutdown()
         app.quit()

@@ -193,3 +193,31 @@ def test_gui_tray_without_a_tray_says_so_once_and_keeps_the_window(tmp_path):
         app.kill()
     assert app.returncode == 0, err
     assert "no system tray" not in err and "Traceback" not in err
+
+
+def test_quit_with_the_window_open_beside_a_real_tray(x_display, tmp_path):
+    """The window hides to the tray when closed; quitting (Ctrl+C, the tray's Quit) must still end the app
+    (Qt 6 asks every window to close before it quits, and a window that hides would refuse)."""
+    if shutil.which("trayer") is None:
+        pytest.skip("trayer is not installed (apt install trayer): no tray host for Xvfb")
+    env = dict(x_display, XDG_CONFIG_HOME=str(tmp_path / "config"), PULSE_SERVER="unix:/nonexistent")
+    trayer = subprocess.Popen(["trayer"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    app = subprocess.Popen([sys.executable, "-m", "desktop_app.cli", "gui"], cwd=REPO_ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "speechcmd: live"], env=env,
+                                   capture_output=True, text=True)
+            if found.stdout.strip():
+                break
+            time.sleep(0.3)
+        assert found.stdout.strip(), "the window did not show"
+        time.sleep(1.0)
+        app.send_signal(signal.SIGINT)
+        _, err = app.communicate(timeout=15)
+    finally:
+        app.kill()
+        trayer.kill()
+    assert app.returncode == 0, err
