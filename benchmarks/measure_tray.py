@@ -30,11 +30,24 @@ from live_audio import SINK, VirtualMic   # noqa: E402
 
 DEMO = REPO / "assets" / "demo" / "demo_stream.wav"
 TICK_S = os.sysconf("SC_CLK_TCK")
+VERBOSE = "--verbose" in sys.argv
 
 
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK_S
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK_S
+    return out
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -68,9 +81,13 @@ def run_once(args_gui: list[str], env: dict, mic: VirtualMic, seconds: float) ->
         ready_s = float(line.split("recognizer ready")[1].split()[0])
         player = subprocess.Popen(["sh", "-c", f"while true; do paplay -d {SINK} {DEMO}; done"], env=mic.env)
         time.sleep(3.0)
-        cpu0, wall0 = cpu_s(app.pid), time.monotonic()
+        cpu0, wall0, threads0 = cpu_s(app.pid), time.monotonic(), thread_cpu_s(app.pid)
         time.sleep(seconds)
-        cpu1, wall1 = cpu_s(app.pid), time.monotonic()
+        cpu1, wall1, threads1 = cpu_s(app.pid), time.monotonic(), thread_cpu_s(app.pid)
+        if VERBOSE:
+            shares = {k: (threads1[k] - threads0.get(k, 0.0)) / (wall1 - wall0) for k in threads1}
+            print("  threads:", ", ".join(f"{k} {100 * v:.1f} %" for k, v in sorted(shares.items(), key=lambda x: -x[1])
+                                         if v > 0.001))
         rss, peak = memory_mb(app.pid)
         app.send_signal(signal.SIGINT)
         app.wait(20)
@@ -87,6 +104,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--verbose", action="store_true", help="CPU per thread")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,6 +31,15 @@ def key_problem() -> str | None:
     return None
 
 
+def known_key(key_name: str) -> bool:
+    """Whether X11 has a key of this name (True where python-xlib is missing: `start` says so then)."""
+    try:
+        from Xlib import XK
+    except ImportError:
+        return True
+    return XK.string_to_keysym(key_name) != 0
+
+
 class GlobalKey:
     """Calls `on_press()` when the key goes down and `on_release()` when it comes up, from its own thread."""
 

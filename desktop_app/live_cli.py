@@ -26,6 +26,8 @@ def add_live_commands(sub) -> None:
                                                      "(default: actions.toml in your config folder, when it exists)")
     p.add_argument("--tray", action="store_true", help="start in the system tray, listening in the remembered mode "
                                                        "(the window opens from the tray icon)")
+    p.add_argument("--talk-key", metavar="KEY", help="the push-to-talk key, an X11 key name (F9, Pause, Scroll_Lock, "
+                                                     "Control_R...); remembered (default F9)")
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("listen", help="recognize commands live from a microphone in the terminal")
@@ -189,6 +191,11 @@ def cmd_gui(args) -> int:
         # Without this check Qt aborts the process with a core dump and a multi-line hint.
         raise UserError("no display found: run it on a desktop session, or use `speechcmd listen` in a terminal "
                         "(for a headless screenshot set QT_QPA_PLATFORM=offscreen)")
+    if args.talk_key:
+        from desktop_app.hotkey import known_key
+        if not known_key(args.talk_key):
+            return _usage_error(f"--talk-key: unknown key '{args.talk_key}' (X11 key names: F9, Pause, Scroll_Lock, "
+                                "Control_R...)")
     filter_native_audio_messages()
     device_name = None
     if args.device:
@@ -257,6 +264,8 @@ def _run_gui(model, args, device_name: str | None) -> int:
     session.load_actions(required=args.actions is not None)
     if device_name:
         session.device = device_name
+    if args.talk_key:
+        session.set_talk_key(args.talk_key)
     outcome = {"status": 0}
     timing = os.environ.get("SPEECHCMD_TIMING") == "1"
 
@@ -275,7 +284,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
     if not args.input_file:
         from desktop_app.tray import Tray, tray_available
         if tray_available():
-            from desktop_app.personalize import list_personal_models, personal_models_dir
+            from desktop_app.personal_models import list_personal_models, personal_models_dir
             tray = Tray(session, lambda: open_window(), lambda: quit_app(),
                         lambda: list_personal_models(personal_models_dir()))
             app.setQuitOnLastWindowClosed(False)
@@ -362,6 +371,7 @@ def _run_gui(model, args, device_name: str | None) -> int:
         session.start_file_playback(args.input_file)
     elif args.tray:
         session.model.start()   # no window to wait for: the network loads at once
+        session.set_frames_wanted(window is not None)
         if device_name or not session.paused_at_start:
             session.set_mode(session.talk_mode)
     elif device_name:

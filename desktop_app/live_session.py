@@ -72,6 +72,7 @@ class LiveSession(QObject):
         self._run_error: str | None = None
         self._run_message = ""
         self._live_run = False               # the current run listens to a microphone (not a file)
+        self.frames_wanted = True            # False while no window shows the spectrogram (the tray alone)
         self._stuck_runs: list = []          # (worker, thread) that had not ended yet; see keep_until_ended
         self.input_lost = False
         self._shut_down = False
@@ -217,7 +218,7 @@ class LiveSession(QObject):
         self.view_model.reset()
         # Push-to-talk holds back the commands of a microphone run only (a file played for a look fires all).
         worker = RecognizerWorker(self.model, source, threshold=self.view_model.threshold,
-                                  gate=self.gate if live else None)
+                                  emit_frames=self.frames_wanted, gate=self.gate if live else None)
         vm = self.view_model
         worker.posteriors_ready.connect(vm.on_frames)
         worker.detected.connect(vm.on_detected)
@@ -318,6 +319,7 @@ class LiveSession(QObject):
 
     def set_frames_wanted(self, wanted: bool) -> None:
         """No window to draw in (the tray alone): the worker stops sending spectrogram frames."""
+        self.frames_wanted = wanted
         if self._worker is not None:
             self._worker.emit_frames = wanted
 

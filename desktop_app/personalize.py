@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import soundfile as sf
-from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
@@ -45,25 +45,6 @@ TALK_S = 20.0          # the user talking normally: `_unknown_` material against
 DEFAULT_TAKES = 5
 POLL_MS = 50
 WORD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-
-
-def personal_data_dir() -> Path:
-    """Qt's AppDataLocation (~/.local/share/speechcmd/speechcmd on Linux)."""
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(location or Path.home() / ".local" / "share" / "speechcmd")
-
-
-def personal_models_dir() -> Path:
-    return personal_data_dir() / "models"
-
-
-def list_personal_models(folder: Path) -> list[Path]:
-    """Model folders (with a config.json) in `folder`, newest first; half-written ones are skipped."""
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file()
-             and not p.name.endswith(".partial")]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 class TakeRecording(threading.Thread):

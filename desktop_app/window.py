@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
         self.keep_in_tray = False   # set by the tray: closing the window hides it, the app keeps listening
         self._actions_dialog = None
         self._personalize_dialog = None
-        from desktop_app.personalize import personal_models_dir
+        from desktop_app.personal_models import personal_models_dir
         self.models_dir = Path(models_dir) if models_dir is not None else personal_models_dir()
 
         self.setWindowTitle("speechcmd: live speech commands")
@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- models
     def refresh_models(self) -> None:
         """Fill the model chooser: the shipped model, every personal model, and the current one."""
-        from desktop_app.personalize import list_personal_models
+        from desktop_app.personal_models import list_personal_models
         shipped = default_model_dir()
         current = self.spec.path.resolve() if self.spec.path else None
         self.model_combo.clear()

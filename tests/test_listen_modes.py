@@ -202,3 +202,11 @@ def test_push_to_talk_with_the_global_key(qtbot, x_display, tmp_path, model, two
     session.shutdown()
     assert fired == ["stop"]
     assert _marks(marks) == ["stop"]
+
+
+def test_gui_refuses_an_unknown_push_to_talk_key_in_one_line():
+    from conftest import run_cli
+    done = run_cli("gui", "--talk-key", "NoSuchKey")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "speechcmd: --talk-key: unknown key 'NoSuchKey' (X11 key names: F9, Pause, Scroll_Lock, " \
+                          "Control_R...)\n"

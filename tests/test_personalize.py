@@ -18,7 +18,8 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from audio.capture import FileSource  # noqa: E402
 from conftest import DATA_DIR  # noqa: E402
-from desktop_app.personalize import PersonalizeDialog, list_personal_models  # noqa: E402
+from desktop_app.personal_models import list_personal_models  # noqa: E402
+from desktop_app.personalize import PersonalizeDialog  # noqa: E402
 from desktop_app.window import MainWindow  # noqa: E402
 from model.takes import EnrollConfig  # noqa: E402
 

@@ -23,7 +23,7 @@ from audio.capture import FileSource, SourceNotice   # noqa: E402
 from conftest import REPO_ROOT, make_stream           # noqa: E402
 from desktop_app.listen_mode import ListenMode        # noqa: E402
 from desktop_app.live_session import LiveSession      # noqa: E402
-from desktop_app.tray import Tray, session_state      # noqa: E402
+from desktop_app.tray import Tray                     # noqa: E402
 
 
 class LosingSource:
