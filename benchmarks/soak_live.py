@@ -1,6 +1,6 @@
-"""Soak test: the window (offscreen) listens to the virtual microphone for N minutes.
+"""Soak test: the window (offscreen), or the tray alone, listens to the virtual microphone for N minutes.
 
-    .venv/bin/python benchmarks/soak_live.py --minutes 60 [--data ../shared/data/speech_commands]
+    .venv/bin/python benchmarks/soak_live.py --minutes 60 [--tray] [--data ../shared/data/speech_commands]
 
 Generated streams with known command times (model/stream_eval.py, the test split's speakers, 120 s
 each) play into the PulseAudio virtual microphone in a loop, while the real MainWindow (offscreen Qt,
@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--model", default=str(ROOT / "assets" / "model"))
     parser.add_argument("--streams", type=int, default=3, help="different generated streams played in turn")
     parser.add_argument("--no-restart", action="store_true", help="do not restart the audio server")
+    parser.add_argument("--tray", action="store_true", help="the tray alone (no window), as `gui --tray`")
     parser.add_argument("--out", help="JSON report (default runs/soak_<N>min.json)")
     args = parser.parse_args()
     out_path = Path(args.out or ROOT / "runs" / f"soak_{args.minutes:g}min.json")
@@ -117,13 +118,26 @@ def main() -> int:
     actions = Path(scratch.name) / "actions.toml"
     actions.write_text("".join(f'[actions.{label}]\nrun = ["true"]\n' for label in COMMANDS))
     actions.chmod(0o600)   # a file others may write is refused, whatever the umask made of it
-    window = MainWindow(BackgroundModel.from_folder(args.model), settings=settings, actions_path=actions)
+    if args.tray:
+        # The app as `gui --tray` runs it: the session and its tray icon, no window, no frames sent.
+        from desktop_app.live_session import LiveSession
+        from desktop_app.tray import Tray
+        session = LiveSession(BackgroundModel.from_folder(args.model), settings=settings, actions_path=actions)
+        session.load_actions(required=True)
+        session.model.start()
+        session.set_frames_wanted(False)
+        tray = Tray(session, lambda: None, app.quit, list_models=lambda: [])
+        tray.show()
+        close = session.shutdown
+    else:
+        window = MainWindow(BackgroundModel.from_folder(args.model), settings=settings, actions_path=actions)
+        window.device_combo.setCurrentIndex(0)   # the system default input: the virtual microphone
+        window.show()
+        session, close = window.session, window.shutdown
     action_results = []
-    window.session.action_reported.connect(action_results.append)
-    window.device_combo.setCurrentIndex(0)   # the system default input: the virtual microphone
-    window.show()
-    window.session.start_live()
-    worker = window.session.worker
+    session.action_reported.connect(action_results.append)
+    session.start_live()
+    worker = session.worker
 
     lock = threading.Lock()
     detections: list[tuple[float, Detection]] = []    # (monotonic time received, event)
@@ -175,7 +189,7 @@ def main() -> int:
         state["done"] = True
 
     def sample() -> None:
-        window_vm = window.view_model
+        window_vm = session.view_model
         samples.append({"t_s": round(time.monotonic() - started_at, 1), "rss_mb": round(rss_mb(), 2),
                         "cpu_s": round(sum(os.times()[:2]) - cpu_at_start, 2),
                         "dropped_blocks": int(window_vm.dropped_blocks)})
@@ -189,7 +203,7 @@ def main() -> int:
     timer.start(int(SAMPLE_EVERY_S * 1000))
     sample()
     app.exec()
-    window.shutdown()
+    close()
     state["mic"].stop()
     wall_s = time.monotonic() - started_at
 
