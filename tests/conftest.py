@@ -153,3 +153,25 @@ def virtual_mic(tmp_path_factory):
             os.environ["PULSE_RUNTIME_PATH"] = saved
         if devices:
             rescan_devices()
+
+
+def focused_text_field(env: dict, tmp_path: Path):
+    """A real Qt text field with the keyboard focus on the X server of `env` (another program, as on a
+    desktop): returns the process and the file that holds what was typed into it."""
+    typed = tmp_path / "typed.txt"
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", f"""
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QLineEdit
+app = QApplication([])
+field = QLineEdit()
+field.show(); field.activateWindow(); field.setFocus()
+QTimer.singleShot(300, lambda: open({str(ready)!r}, "w").close())
+field.textChanged.connect(lambda text: open({str(typed)!r}, "w").write(text))
+QTimer.singleShot(20000, app.quit)
+app.exec()
+"""], env=env)
+    deadline = time.monotonic() + 15
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, typed

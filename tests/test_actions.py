@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, focused_text_field, run_cli
 from desktop_app.actions import (Action, ActionRunner, ActionsError, event_json, load_actions, parse_actions,
                                  save_actions)
 from model.detector import Detection
@@ -256,23 +255,8 @@ def test_a_bad_actions_file_stops_detect_before_it_starts(tmp_path):
 
 def test_keys_press_keys_in_the_focused_window(x_display, tmp_path):
     """A real Qt text field on a real X server receives the keys an action presses."""
-    typed = tmp_path / "typed.txt"
-    ready = tmp_path / "ready"
-    window = subprocess.Popen([sys.executable, "-c", f"""
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QLineEdit
-app = QApplication([])
-field = QLineEdit()
-field.show(); field.activateWindow(); field.setFocus()
-QTimer.singleShot(300, lambda: open({str(ready)!r}, "w").close())
-field.textChanged.connect(lambda text: open({str(typed)!r}, "w").write(text))
-QTimer.singleShot(15000, app.quit)
-app.exec()
-"""], env=x_display)
+    window, typed = focused_text_field(x_display, tmp_path)
     try:
-        deadline = time.monotonic() + 15
-        while not ready.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
         action_set = parse_actions('[actions.up]\nkeys = "h i shift+1"\n', LABELS, "actions.toml", env=x_display)
         assert action_set.key_tool.name == "xdotool"
         reports = Reports()

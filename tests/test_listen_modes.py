@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings, QTimer   # noqa: E402
 
 from audio.capture import FileSource            # noqa: E402
-from conftest import make_stream                # noqa: E402
+from conftest import focused_text_field, make_stream   # noqa: E402
 from desktop_app.hotkey import GlobalKey, HotkeyError   # noqa: E402
 from desktop_app.listen_mode import ListenMode, TalkGate   # noqa: E402
 from desktop_app.live_session import LiveSession   # noqa: E402
@@ -139,30 +138,9 @@ def test_without_x11_the_key_fails_in_one_line_and_the_button_still_talks(qtbot,
     assert fired == ["stop"]
 
 
-def _focused_text_field(env, tmp_path):
-    """Another program with the keyboard focus: the key must reach us, not it."""
-    typed = tmp_path / "typed.txt"
-    ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", f"""
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QLineEdit
-app = QApplication([])
-field = QLineEdit()
-field.show(); field.activateWindow(); field.setFocus()
-QTimer.singleShot(300, lambda: open({str(ready)!r}, "w").close())
-field.textChanged.connect(lambda text: open({str(typed)!r}, "w").write(text))
-QTimer.singleShot(20000, app.quit)
-app.exec()
-"""], env=env)
-    deadline = time.monotonic() + 15
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return proc, typed
-
-
 def test_global_key_on_a_real_x_server(x_display, tmp_path, monkeypatch):
     monkeypatch.setenv("DISPLAY", x_display["DISPLAY"])
-    window, typed = _focused_text_field(x_display, tmp_path)
+    window, typed = focused_text_field(x_display, tmp_path)
     events = []
     key = GlobalKey("F9", lambda: events.append("down"), lambda: events.append("up"))
     try:

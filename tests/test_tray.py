@@ -130,6 +130,18 @@ def test_closing_the_window_keeps_listening_and_stops_drawing(qtbot, session):
     qtbot.waitUntil(lambda: session.view_model.frames_seen > seen, timeout=3000)
 
 
+def _interrupt(app) -> str:
+    """Ctrl+C, as in a terminal: the app must end by itself with status 0; its stderr."""
+    try:
+        app.send_signal(signal.SIGINT)
+        _, err = app.communicate(timeout=15)
+    finally:
+        app.kill()
+    assert app.returncode == 0, err
+    assert "Traceback" not in err
+    return err
+
+
 def _wait_for(stream, text, timeout_s):
     deadline = time.monotonic() + timeout_s
     seen = []
@@ -143,16 +155,23 @@ def _wait_for(stream, text, timeout_s):
     return None, seen
 
 
-def test_gui_tray_listens_without_a_window_on_a_real_tray(x_display, virtual_mic, tmp_path, clips_dir):
+@pytest.fixture
+def tray_host(x_display):
+    """A system tray (trayer) on the Xvfb server: Qt then finds a tray, as on a desktop."""
     if shutil.which("trayer") is None:
         pytest.skip("trayer is not installed (apt install trayer): no tray host for Xvfb")
-    env = dict(virtual_mic.env, DISPLAY=x_display["DISPLAY"], QT_QPA_PLATFORM="xcb", SPEECHCMD_TIMING="1",
+    trayer = subprocess.Popen(["trayer"], env=x_display, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield x_display
+    trayer.kill()
+
+
+def test_gui_tray_listens_without_a_window_on_a_real_tray(tray_host, virtual_mic, tmp_path, clips_dir):
+    env = dict(virtual_mic.env, DISPLAY=tray_host["DISPLAY"], QT_QPA_PLATFORM="xcb", SPEECHCMD_TIMING="1",
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
-    trayer = subprocess.Popen(["trayer"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marks = tmp_path / "marks.txt"
     actions = tmp_path / "actions.toml"
     actions.write_text(f'[actions.stop]\nrun = ["sh", "-c", "echo stop >> {marks}"]\n')
-    time.sleep(1.0)
     app = subprocess.Popen([sys.executable, "-m", "desktop_app.cli", "gui", "--tray", "--actions", str(actions)],
                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -167,13 +186,9 @@ def test_gui_tray_listens_without_a_window_on_a_real_tray(x_display, virtual_mic
         while time.monotonic() < deadline and not marks.exists():
             time.sleep(0.1)
         assert marks.exists() and marks.read_text().split() == ["stop"]
-        app.send_signal(signal.SIGINT)
-        _, err = app.communicate(timeout=15)
     finally:
-        app.kill()
-        trayer.kill()
-    assert app.returncode == 0, err
-    assert "Traceback" not in err and "no system tray" not in err
+        err = _interrupt(app)
+    assert "no system tray" not in err
     config = (tmp_path / "config" / "speechcmd" / "speechcmd.conf").read_text()
     assert "listen_mode=always" in config
 
@@ -187,22 +202,15 @@ def test_gui_tray_without_a_tray_says_so_once_and_keeps_the_window(tmp_path):
         line, seen = _wait_for(app.stderr, "no system tray", 30)
         assert line == "speechcmd: this desktop has no system tray: the window stays open (closing it quits)\n", seen
         time.sleep(1.0)
-        app.send_signal(signal.SIGINT)
-        _, err = app.communicate(timeout=15)
     finally:
-        app.kill()
-    assert app.returncode == 0, err
-    assert "no system tray" not in err and "Traceback" not in err
+        err = _interrupt(app)
+    assert "no system tray" not in err
 
 
-def test_quit_with_the_window_open_beside_a_real_tray(x_display, tmp_path):
+def test_quit_with_the_window_open_beside_a_real_tray(tray_host, tmp_path):
     """The window hides to the tray when closed; quitting (Ctrl+C, the tray's Quit) must still end the app
     (Qt 6 asks every window to close before it quits, and a window that hides would refuse)."""
-    if shutil.which("trayer") is None:
-        pytest.skip("trayer is not installed (apt install trayer): no tray host for Xvfb")
-    env = dict(x_display, XDG_CONFIG_HOME=str(tmp_path / "config"), PULSE_SERVER="unix:/nonexistent")
-    trayer = subprocess.Popen(["trayer"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    env = dict(tray_host, XDG_CONFIG_HOME=str(tmp_path / "config"), PULSE_SERVER="unix:/nonexistent")
     app = subprocess.Popen([sys.executable, "-m", "desktop_app.cli", "gui"], cwd=REPO_ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -215,9 +223,5 @@ def test_quit_with_the_window_open_beside_a_real_tray(x_display, tmp_path):
             time.sleep(0.3)
         assert found.stdout.strip(), "the window did not show"
         time.sleep(1.0)
-        app.send_signal(signal.SIGINT)
-        _, err = app.communicate(timeout=15)
     finally:
-        app.kill()
-        trayer.kill()
-    assert app.returncode == 0, err
+        _interrupt(app)
