@@ -59,7 +59,8 @@ from audio.features import LogMel
 from audio.io import find_audio_files, read_audio
 from model import data, feature_data
 from model.checkpoint import default_model_dir, load_checkpoint
-from model.enroll import EnrollConfig, adapt, choose_base_share, enroll, load_replay_bank, unknown_crops
+from model.enroll import EnrollConfig, adapt, choose_base_share, enroll, unknown_crops
+from model.replay_bank import load_replay_bank
 from model.takes import Take, check_take
 from model.evaluate import feature_posteriors
 from model.labels import COMMANDS, UNKNOWN

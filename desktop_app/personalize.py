@@ -37,7 +37,7 @@ from audio.mel import NumpyLogMel
 from desktop_app.widgets import LevelMeter, log_mel_levels
 from desktop_app.worker import LevelAccumulator
 from model.labels import UNKNOWN, command_labels
-from model.takes import EnrollConfig, check_take
+from model.takes import EnrollConfig, check_take, too_short
 
 COUNTDOWN_S = 1.5      # "3, 2, 1" after the microphone delivers, before the take is captured
 TAKE_S = 1.5           # captured per take: a word is under 1 s, the rest is margin for a late start
@@ -516,12 +516,8 @@ class PersonalizeDialog(QDialog):
         (enrollment must not read it)."""
         takes = self.takes[word]
         good = [t for t in takes if t is not None and t["problem"] is None]
-        if len(good) >= 3:
-            median_s = float(np.median([t["sound_s"] for t in good]))
-            for take in good:
-                if take["sound_s"] < self.enroll_config.short_ratio * median_s:
-                    take["problem"] = (f"too short ({take['sound_s']:.2f} s of sound; the others have "
-                                       f"{median_s:.2f} s)")
+        for take, problem in zip(good, too_short([t["sound_s"] for t in good], self.enroll_config.short_ratio)):
+            take["problem"] = problem
         for take in takes:
             if take is not None and take["problem"] and take["path"].exists():
                 take["path"].unlink()

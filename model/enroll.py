@@ -43,9 +43,9 @@ from model.feature_data import FeatureSet, NoiseBank, concat
 from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import RecurrentClassifier, split_unknown
 # The take checks need no torch (the window checks each take as it is recorded): they live there.
+from model.replay_bank import REPLAY_FILE, load_replay_bank
 from model.takes import EnrollConfig, EnrollError, Take, read_takes  # noqa: F401
 
-REPLAY_FILE = "replay_bank.npz"     # in a model folder: features the model was trained on, by label
 MAX_UNKNOWN_CROPS = 200             # 1 s crops taken from the `_unknown_` recordings at most
 
 
@@ -61,35 +61,6 @@ def unknown_crops(takes: list[Take], clip_samples: int) -> list[np.ndarray]:
     if len(crops) > MAX_UNKNOWN_CROPS:   # an hour of talk would be 7,000 crops: a spread-out sample is enough
         crops = [crops[i] for i in np.linspace(0, len(crops) - 1, MAX_UNKNOWN_CROPS).astype(int)]
     return crops
-
-
-def save_replay_bank(folder: str | Path, clips: FeatureSet, labels: tuple[str, ...], per_label: int,
-                     seed: int = 0) -> Path:
-    """Up to `per_label` training clips of each label, as float16 features, into a model folder."""
-    rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.permutation(np.flatnonzero(clips.labels == i))[:per_label]
-                           for i in range(len(labels))])
-    feats = clips.feats[pick].astype(np.float16)
-    path = Path(folder) / REPLAY_FILE
-    np.savez_compressed(path, feats=feats, labels=clips.labels[pick].astype(np.int16),
-                        label_names=np.array(labels))
-    return path
-
-
-def load_replay_bank(folder: str | Path, labels: tuple[str, ...]) -> FeatureSet | None:
-    path = Path(folder) / REPLAY_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as bank:
-            names = tuple(str(x) for x in bank["label_names"])
-            feats, bank_labels = bank["feats"], bank["labels"].astype(np.int64)
-    except Exception as exc:   # a damaged file: zipfile, ValueError, KeyError...
-        raise EnrollError(f"{path} could not be read ({type(exc).__name__})") from None
-    index = np.array([labels.index(n) for n in names])    # the bank's labels in this model's order
-    return FeatureSet(feats.astype(np.float16), index[bank_labels], np.ones(len(bank_labels), bool),
-                      [f"replay-{i}" for i in range(len(bank_labels))])
-
 
 
 class _Split(torch.nn.Module):

@@ -87,16 +87,22 @@ def read_takes(folder: str | Path, cfg: EnrollConfig, sample_rate_hz: int, clip_
             takes.append(check_take(word_dir.name, path, cfg, sample_rate_hz, clip_samples))
     if not takes:
         raise EnrollError(f"{folder} has no word folders with recordings (expected e.g. {folder}/yes/1.wav)")
-    # A take far shorter than the word's other takes is probably cut off or a different word.
     for word in {t.word for t in takes if t.word != UNKNOWN}:
-        good = [t for t in takes if t.word == word and t.problem is None]
-        if len(good) >= 3:
-            median_s = float(np.median([t.sound_s for t in good]))
-            for i, take in enumerate(takes):
-                if take.word == word and take.problem is None and take.sound_s < cfg.short_ratio * median_s:
-                    takes[i] = replace(take, problem=f"too short ({take.sound_s:.2f} s of sound; the others "
-                                                     f"have {median_s:.2f} s)")
+        good = [i for i, t in enumerate(takes) if t.word == word and t.problem is None]
+        for i, problem in zip(good, too_short([takes[i].sound_s for i in good], cfg.short_ratio)):
+            if problem:
+                takes[i] = replace(takes[i], problem=problem)
     return takes
+
+
+def too_short(sound_s: list[float], short_ratio: float) -> list[str | None]:
+    """For one word's good takes (their seconds of sound): the problem of each that is far shorter than
+    their median (probably cut off, or another word), None for the others. Needs 3 takes to judge."""
+    if len(sound_s) < 3:
+        return [None] * len(sound_s)
+    median_s = float(np.median(sound_s))
+    return [f"too short ({s:.2f} s of sound; the others have {median_s:.2f} s)" if s < short_ratio * median_s
+            else None for s in sound_s]
 
 
 def check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, clip_samples: int) -> Take:

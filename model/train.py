@@ -32,7 +32,7 @@ from model import data, feature_data
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
-from model.enroll import save_replay_bank
+from model.replay_bank import save_replay_bank
 from model.evaluate import feature_posteriors, metrics
 from model.feature_data import FeatureSet
 from model.labels import LABELS, SILENCE, UNKNOWN

@@ -20,7 +20,7 @@ import numpy as np                                  # noqa: E402
 
 from model import data, feature_data                # noqa: E402
 from model.checkpoint import read_model_spec        # noqa: E402
-from model.enroll import save_replay_bank           # noqa: E402
+from model.replay_bank import save_replay_bank           # noqa: E402
 from model.train import REPLAY_PER_LABEL            # noqa: E402
 
 

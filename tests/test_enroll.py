@@ -1,6 +1,7 @@
 """`speechcmd enroll`: a user's takes -> a personal model with new words, on real recordings."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def test_a_reserved_folder_name_is_refused(tmp_path):
 def test_a_personal_model_can_be_enrolled_again_and_keeps_its_words_in_the_bank(personal, tmp_path):
     """The personal model's replay bank holds its own takes: a second enrollment replays them."""
     root, _ = personal
-    from model.enroll import load_replay_bank
+    from model.replay_bank import load_replay_bank
     from model.model_config import read_model_spec
     labels = read_model_spec(root / "model").labels
     bank = load_replay_bank(root / "model", labels)
@@ -412,3 +413,19 @@ def test_new_words_on_a_personal_model_whose_commands_were_re_recorded(personal,
     assert out.returncode == 0, out.stderr
     labels = json.loads((tmp_path / "with_deux" / "config.json").read_text())["labels"]
     assert labels[-4:] == ["one", "two", "zero", "deux"]
+
+
+def test_a_take_far_shorter_than_the_others_is_refused_as_too_short(tmp_path):
+    """Three good takes of a word and a fourth cut to a sliver of its sound: the sliver is named."""
+    from audio.io import read_audio
+    from model.takes import EnrollConfig, read_takes
+    takes = _takes(tmp_path / "takes", takes=range(3), words=("zero",))
+    whole = read_audio(takes / "zero" / "0.wav", 8000)
+    loud = np.flatnonzero(np.abs(whole) > 0.3 * np.abs(whole).max())
+    sliver = whole.copy()
+    sliver[loud[0] + 400:] = 0.0          # 50 ms of the word, then nothing
+    sliver[:loud[0]] = 0.0
+    sf.write(takes / "zero" / "3.wav", sliver, 8000)
+    checked = {Path(t.path).name: t for t in read_takes(takes, EnrollConfig(), 16000, 16000)}
+    assert [checked[f"{i}.wav"].problem for i in range(3)] == [None, None, None]
+    assert checked["3.wav"].problem.startswith("too short (")
