@@ -25,32 +25,45 @@ class DictConfig:
 
 @dataclass(frozen=True)
 class FrontendConfig(DictConfig):
+    """The defaults are the shipped models' frontend, that of ../shared/data/speech_commands_logmel (its
+    README, "What a pixel is"): 30 ms periodic-Hann frames every 10 ms, FFT 512, 40 HTK mel bands
+    0-4000 Hz, and the least-squares pixel fit over its 400 calibration pairs, pixel = 0.998 x
+    10 ln(P + e^-14.5) + 146.37 clipped at 0. A wav through this frontend and a clip's image are the
+    same numbers. `legacy_v4()` is the frontend of the models up to v4."""
     sample_rate_hz: int = 16000
-    window_ms: float = 25.0
+    window_ms: float = 30.0
     hop_ms: float = 10.0
     n_fft: int = 512
     n_mels: int = 40
-    f_min_hz: float = 20.0
-    f_max_hz: float = 7600.0
+    f_min_hz: float = 0.0
+    f_max_hz: float = 4000.0
     # Added to the mel power before the log, so digital silence gives a finite floor.
-    log_floor: float = 1e-6
+    log_floor: float = math.exp(-14.5)
     # features = log_scale * ln(mel power + log_floor) + log_offset, then clipped below at
-    # feature_floor (None: no clip). The defaults are the natural log of models up to v4; the
-    # `speech_commands_images()` frontend maps a wav to the pixel values of the log-mel image set.
-    log_scale: float = 1.0
-    log_offset: float = 0.0
-    feature_floor: float | None = None
+    # feature_floor (None: no clip).
+    log_scale: float = 9.98
+    log_offset: float = 146.37
+    feature_floor: float | None = 0.0
     # Length of one training/classification clip (Speech Commands clips are 1 s).
     clip_ms: float = 1000.0
 
     @classmethod
+    def legacy_v4(cls) -> "FrontendConfig":
+        """The frontend of the models up to v4: 25 ms frames, 20-7600 Hz, the natural log of the power."""
+        return cls(window_ms=25.0, f_min_hz=20.0, f_max_hz=7600.0, log_floor=1e-6, log_scale=1.0,
+                   log_offset=0.0, feature_floor=None)
+
+    @classmethod
     def speech_commands_images(cls) -> "FrontendConfig":
-        """The frontend of ../shared/data/speech_commands_logmel (its README, "What a pixel is"):
-        30 ms periodic-Hann frames every 10 ms, FFT 512, 40 HTK mel bands 0-4000 Hz, and the
-        least-squares pixel fit over its 400 calibration pairs, pixel = 0.998 x 10 ln(P + e^-14.5)
-        + 146.37 clipped at 0. A wav through this frontend and a clip's image are the same numbers."""
-        return cls(window_ms=30.0, f_min_hz=0.0, f_max_hz=4000.0, log_floor=math.exp(-14.5),
-                   log_scale=9.98, log_offset=146.37, feature_floor=0.0)
+        """The log-mel image set's frontend: the default (named where the images are the point)."""
+        return cls()
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FrontendConfig":
+        """A config.json from before v5 lists only the fields v4 had: the others are v4's values."""
+        if "log_scale" not in values:
+            values = {**cls.legacy_v4().to_dict(), **values}
+        return super().from_dict(values)
 
     @property
     def silence_feature(self) -> float:

@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
                       extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
                       talk_share=args.talk_share, mine_frames=args.mine_frames, silence_share=args.silence_share,
                       threads=args.threads, device=args.device, distill_weight=args.distill_weight)
-    frontend = FrontendConfig.speech_commands_images() if args.frontend == "images" else FrontendConfig()
+    frontend = FrontendConfig() if args.frontend == "images" else FrontendConfig.legacy_v4()
     from model.model_config import ModelLoadError, read_model_spec
     try:
         for teacher in args.teacher:

@@ -6,7 +6,7 @@ from audio.config import FrontendConfig
 from audio.features import LogMel, StreamingLogMel
 from conftest import DATA_DIR, read_clip
 
-CFG = FrontendConfig()
+CFG = FrontendConfig.legacy_v4()
 
 
 def test_frame_count_is_center_false():
@@ -87,7 +87,7 @@ def test_image_frontend_turns_a_wav_into_its_published_image():
         assert abs(np.mean(offset)) <= 2.0, (name, offset)
     # The v4 frontend (25 ms, 20-7600 Hz, natural log) is a different thing: it does not match.
     samples, pixels = pairs[0]
-    v4 = LogMel(FrontendConfig())(samples).numpy()
+    v4 = LogMel(FrontendConfig.legacy_v4())(samples).numpy()
     assert abs(float((pixels - v4).mean())) > 50
 
 
@@ -107,8 +107,17 @@ def test_image_frontend_floors_silence_and_band_ends_at_4_khz():
     assert high.max() < IMAGES.silence_feature + 1 and low.max() > 150
 
 
-@pytest.mark.parametrize("frontend", [FrontendConfig(), IMAGES], ids=["v4", "images"])
+@pytest.mark.parametrize("frontend", [FrontendConfig.legacy_v4(), IMAGES], ids=["v4", "images"])
 def test_torch_filters_from_torchaudio_equal_the_numpy_filters(frontend):
     from audio.features import mel_filterbank
     from audio.mel import mel_weights
     np.testing.assert_allclose(mel_filterbank(frontend).numpy(), mel_weights(frontend), atol=1e-5)
+
+
+def test_the_default_frontend_is_the_shipped_one_and_old_models_keep_theirs():
+    """FrontendConfig() is what the shipped model uses; a v4-era config.json (fewer fields) reads as v4's."""
+    from conftest import DATA_DIR
+    from model.model_config import default_model_dir, read_model_spec
+    assert read_model_spec(default_model_dir()).frontend == FrontendConfig()
+    assert read_model_spec(DATA_DIR / "model_v4").frontend == FrontendConfig.legacy_v4()
+    assert FrontendConfig.legacy_v4() != FrontendConfig()

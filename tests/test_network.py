@@ -133,7 +133,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_broken_checkpoints_give_clear_errors(tmp_path):
-    save_checkpoint(tmp_path / "m", _network("gru", 0), LABELS, FrontendConfig(), DetectorConfig())
+    save_checkpoint(tmp_path / "m", _network("gru", 0), LABELS, FrontendConfig.legacy_v4(), DetectorConfig())
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_checkpoint(tmp_path / "nothing")
     weights = tmp_path / "m" / "model.safetensors"

@@ -57,7 +57,7 @@ def _chunked(engine: NumpyNetwork, frames: np.ndarray, sizes=(1, 7, 10, 33)):
 ])
 def test_numpy_forward_equals_torch_in_any_chunks(overrides, speech):
     net = _random_network(**overrides)
-    frames = LogMel(FrontendConfig())(torch.from_numpy(speech))
+    frames = LogMel(FrontendConfig.legacy_v4())(torch.from_numpy(speech))
     with torch.inference_mode():
         reference, state, top = net(frames[None], return_hidden=True)
     logits, hidden, numpy_state = _chunked(NumpyNetwork.from_torch(net), frames.numpy())
@@ -89,14 +89,14 @@ def test_other_cells_step_in_torch():
         StreamingRecognizer(_loaded(net), engine="numpy")
     recognizer = StreamingRecognizer(_loaded(net))          # "auto" falls back to torch
     assert recognizer.numpy_network is None
-    assert recognizer.process(np.zeros(1600, np.float32)).posteriors.shape == (FrontendConfig().n_frames(1600), 12)
+    assert recognizer.process(np.zeros(1600, np.float32)).posteriors.shape == (FrontendConfig.legacy_v4().n_frames(1600), 12)
 
 
 def _loaded(net):
     from model.checkpoint import LoadedModel
     from model.detector import DetectorConfig
     from model.labels import LABELS
-    return LoadedModel(net, LABELS, FrontendConfig(), DetectorConfig(), {})
+    return LoadedModel(net, LABELS, FrontendConfig.legacy_v4(), DetectorConfig(), {})
 
 
 def test_numpy_model_loads_without_torch_and_detects_like_the_checkpoint(speech):

@@ -35,7 +35,7 @@ def dataset(tmp_path_factory):
 
 def test_stream_places_each_clip_in_its_slot(dataset):
     cfg = StreamConfig(seconds=30.0, seed=4)
-    samples, spans = make_stream(dataset, "validation", cfg, FrontendConfig())
+    samples, spans = make_stream(dataset, "validation", cfg, FrontendConfig.legacy_v4())
     assert samples.shape == (30 * 16000,) and len(spans) == 10
     clips = {w: sf.read(dataset / w / "cccc2222_nohash_0.wav", dtype="float32")[0] for w in TRAIN_WORDS}
     for slot, span in enumerate(spans):

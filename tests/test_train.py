@@ -33,7 +33,7 @@ def test_split_listing_follows_the_lists(tmp_path):
 
 
 def test_eval_split_adds_silence_from_held_out_noise(tmp_path):
-    clips = load_eval_split(make_dataset(tmp_path / "sc"), "validation", FrontendConfig())
+    clips = load_eval_split(make_dataset(tmp_path / "sc"), "validation", FrontendConfig.legacy_v4())
     silence = clips.labels == LABELS.index("_silence_")
     assert silence.sum() == 1 and len(clips) == 6
     assert np.abs(clips.waves[silence]).max() > 0
@@ -187,7 +187,7 @@ def test_image_folders_need_the_images_frontend(tmp_path):
     (images / "validation_list.txt").write_text("")
     (images / "testing_list.txt").write_text("")
     with pytest.raises(DatasetError, match="frontend"):
-        train(images, tmp_path / "model", TINY_NET, TINY, frontend=FrontendConfig(), aug=QUIET, show_progress=False)
+        train(images, tmp_path / "model", TINY_NET, TINY, frontend=FrontendConfig.legacy_v4(), aug=QUIET, show_progress=False)
 
 
 def test_metrics_on_predictions_with_known_answers():
