@@ -222,6 +222,7 @@ class LiveSession(QObject):
         vm = self.view_model
         worker.posteriors_ready.connect(vm.on_frames)
         worker.detected.connect(vm.on_detected)
+        worker.event_audio.connect(vm.on_event_audio)
         # Direct: the runner only hands the action to its own threads, so it is started from the
         # worker's thread at once, whatever the GUI thread is doing.
         if live or self._actions_explicit:
@@ -350,6 +351,7 @@ class LiveSession(QObject):
         vm = LiveViewModel(self.spec)
         vm.threshold = threshold
         vm.history.extend(history)
+        vm.event_clips.extend(self.view_model.event_clips)
         self.view_model = vm
         model.start()   # the network loads in the background, as at start-up
         shipped = folder.resolve() == default_model_dir().resolve()

@@ -34,10 +34,11 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QHBoxLayout, QLabel, QLineEdi
 from audio.capture import CaptureError, play_samples
 from audio.io import AudioReadError
 from audio.mel import NumpyLogMel
+from desktop_app.history_panel import not_commands_dir
 from desktop_app.widgets import LevelMeter, log_mel_levels
 from desktop_app.worker import LevelAccumulator
 from model.labels import UNKNOWN, command_labels
-from model.takes import EnrollConfig, check_take, too_short
+from model.takes import NOT_COMMANDS, EnrollConfig, check_take, too_short
 
 COUNTDOWN_S = 1.5      # "3, 2, 1" after the microphone delivers, before the take is captured
 TAKE_S = 1.5           # captured per take: a word is under 1 s, the rest is margin for a late start
@@ -448,6 +449,16 @@ class PersonalizeDialog(QDialog):
         self._refresh_record_page()
         return True
 
+    def _copy_not_commands(self) -> int:
+        """The false alarms kept from the window's history go with the takes, as other speech."""
+        kept = sorted(not_commands_dir(self.data_dir).glob("*.wav"))
+        if kept:
+            folder = self._takes_dir() / NOT_COMMANDS
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in kept:
+                shutil.copyfile(path, folder / path.name)
+        return len(kept)
+
     def _takes_dir(self) -> Path:
         return self.data_dir / "takes" / self.name
 
@@ -565,8 +576,10 @@ class PersonalizeDialog(QDialog):
             return False
         out_dir = self.data_dir / "models" / self.name
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        n_rejected = self._copy_not_commands()
         self._job = EnrollJob(self._takes_dir(), out_dir, self.base_dir, self.enroll_config)
-        self.adapt_label.setText(f"Adapting {self.base_dir.name} to your takes of {', '.join(self.words)}...")
+        self.adapt_label.setText(f"Adapting {self.base_dir.name} to your takes of {', '.join(self.words)}"
+                                 + (f" and {n_rejected} sound(s) marked not a command" if n_rejected else "") + "...")
         self.adapt_bar.setValue(0)
         self.adapt_back.setEnabled(False)
         self.adapt_close.setEnabled(False)

@@ -23,6 +23,7 @@ from desktop_app.worker import InputLevel
 SPECTROGRAM_S = 5.0      # seconds of log-mel history on screen
 HIDDEN_S = 3.0           # seconds of recurrent state on screen
 HISTORY_LENGTH = 200     # detections kept in the history list
+EVENT_CLIPS_KEPT = 50    # ...of which the latest keep their audio (2 s of int16: 64 kB each)
 
 
 class FrameRing:
@@ -113,6 +114,7 @@ class LiveViewModel(QObject):
         self.spectrogram = FrameRing(int(round(SPECTROGRAM_S * frames_per_s)), spec.frontend.n_mels, self.log_mel_floor)
         self.hidden = FrameRing(int(round(HIDDEN_S * frames_per_s)), spec.network.top_size)
         self.history: deque[Detection] = deque(maxlen=HISTORY_LENGTH)
+        self.event_clips: deque[tuple[Detection, np.ndarray]] = deque(maxlen=EVENT_CLIPS_KEPT)
         self.threshold = spec.detector.threshold
         self.running = False
         self.error: str | None = None
@@ -150,6 +152,14 @@ class LiveViewModel(QObject):
         self.history.append(event)
         self.version += 1
         self.history_added.emit(event)
+
+    @Slot(object, object)
+    def on_event_audio(self, event: Detection, samples: np.ndarray) -> None:
+        self.event_clips.append((event, samples))
+
+    def clip_of(self, event: Detection) -> np.ndarray | None:
+        """The audio a detection fired on (int16), while it is among the latest kept; else None."""
+        return next((samples for e, samples in self.event_clips if e is event), None)
 
     @Slot(object)
     def on_level(self, level: InputLevel) -> None:

@@ -7,19 +7,19 @@ the session's LiveViewModel; nothing is drawn while the window is hidden (the tr
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from audio.capture import CaptureError, FileSource, InputDevice, list_input_devices, rescan_devices
 from model.detector import Detection
 from model.model_config import ModelLoadError, default_model_dir
 from desktop_app.actions import ActionResult
+from desktop_app.history_panel import HistoryPanel
 from desktop_app.listen_mode import ListenMode
 from desktop_app.live_session import (SENSITIVITY_RANGE, LiveSession, SourceFactory, default_source_factory,
                                       sensitivity_to_threshold, threshold_to_sensitivity)
@@ -179,8 +179,10 @@ class MainWindow(QMainWindow):
 
         self._make_model_views()
         self.last_command_label = LastCommandLabel()
-        self.history_list = QListWidget()
-        self.history_list.setMinimumWidth(300)
+        self.history_panel = HistoryPanel(self.spec.frontend, lambda event: self.view_model.clip_of(event),
+                                          self.models_dir.parent, self.view_model.history.maxlen)
+        self.history_panel.message.connect(self._show_message)
+        self.history_list = self.history_panel.list
         self.model_info_label = QLabel(info.text())
         self.model_info_label.setWordWrap(True)
         self.model_info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -188,8 +190,6 @@ class MainWindow(QMainWindow):
         last_box = QGroupBox("Last command")
         last_layout = QVBoxLayout(last_box)
         last_layout.addWidget(self.last_command_label)
-        history_box = QGroupBox("History (clock, stream time, command, confidence)")
-        QVBoxLayout(history_box).addWidget(self.history_list)
         info_box = QGroupBox("Model")
         QVBoxLayout(info_box).addWidget(self.model_info_label)
 
@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
         grid.addWidget(last_box, 0, 1)
         grid.addWidget(self.bars_view, 1, 1)
         right_bottom = QVBoxLayout()
-        right_bottom.addWidget(history_box, 1)
+        right_bottom.addWidget(self.history_panel, 1)
         right_bottom.addWidget(info_box)
         grid.addLayout(right_bottom, 2, 1)
         grid.setColumnStretch(0, 3)
@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
             old.hide()
             old.deleteLater()
         self.model_info_label.setText(self.view_model.info.text())
+        self.history_panel.frontend = self.spec.frontend
         self._drawn_version = -1
         self.refresh_models()
         self.redraw(full=True)
@@ -460,8 +461,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _show_action_result(self, result: ActionResult) -> None:
         # The status bar, not the error bar: a failing action is worth a look but stops nothing.
-        self.status_label.setText(("action: " if result.ok else "action failed: ") + result.message)
-        self.status_label.setStyleSheet("" if result.ok else "color: #b02020;")
+        self._show_message(("action: " if result.ok else "action failed: ") + result.message, not result.ok)
         if not result.ok:
             import sys
             print(f"speechcmd: {result.message}", file=sys.stderr, flush=True)
@@ -527,10 +527,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _add_history_row(self, event: Detection) -> None:
-        clock = datetime.now().strftime("%H:%M:%S")
-        self.history_list.insertItem(0, f"{clock}   {event.time_s:7.2f} s   {event.label:<6}  {event.score:.2f}")
-        while self.history_list.count() > self.view_model.history.maxlen:
-            self.history_list.takeItem(self.history_list.count() - 1)
+        self.history_panel.add(event)
+
+    @Slot(str, bool)
+    def _show_message(self, message: str, is_error: bool) -> None:
+        """A note in the status bar that stops nothing (an action's result, a kept clip)."""
+        self.status_label.setText(message)
+        self.status_label.setStyleSheet("color: #b02020;" if is_error else "")
 
     @Slot(str, bool)
     def _show_status(self, message: str, is_error: bool) -> None:

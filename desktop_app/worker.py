@@ -28,6 +28,9 @@ from model.stream_update import StreamUpdate
 READ_TIMEOUT_S = 0.05
 # The level meter needs no more than ten updates a second; each signal costs a cross-thread event.
 LEVEL_EVERY_S = 0.1
+# Audio kept with each detection: the word that fired (it ends at most ~0.3 s before the event) and
+# what came before it.
+EVENT_AUDIO_S = 2.0
 # Audio kept while the network loads (for the catch-up); beyond it the load counts as failed.
 MAX_PENDING_S = 60.0
 
@@ -73,6 +76,7 @@ class RecognizerWorker(QObject):
     """
 
     detected = Signal(object)           # model.detector.Detection
+    event_audio = Signal(object, object)  # (the same Detection, int16 [n]: the EVENT_AUDIO_S of audio it fired on)
     posteriors_ready = Signal(object)   # model.streaming.StreamUpdate (frames of one recognizer call)
     level_changed = Signal(object)      # InputLevel
     audio_dropped = Signal(int)         # total blocks dropped or overflowed so far (only when it grows)
@@ -91,6 +95,9 @@ class RecognizerWorker(QObject):
         self.gate = gate    # listen_mode.TalkGate: push-to-talk holds back the commands reported while closed
         self._stop = threading.Event()
         self._level = LevelAccumulator()
+        # The last EVENT_AUDIO_S of audio heard: what made a command fire (its history row can play it,
+        # and "Not a command" keeps it). A fixed ring: bounded memory however long the run.
+        self._recent = np.zeros(int(EVENT_AUDIO_S * self.model.spec.frontend.sample_rate_hz), np.float32)
         frontend = self.model.spec.frontend
         self._level_every_samples = int(LEVEL_EVERY_S * frontend.sample_rate_hz)
         # While the network loads: the audio heard so far and a torch-free spectrogram of it.
@@ -172,7 +179,13 @@ class RecognizerWorker(QObject):
         # Again: set_threshold may have run between the two lines above and seen no recognizer yet.
         recognizer.threshold = self._threshold
 
+    def _remember(self, block: np.ndarray) -> None:
+        n = min(block.size, self._recent.size)
+        self._recent = np.roll(self._recent, -n)
+        self._recent[-n:] = block[-n:]
+
     def _process(self, block: np.ndarray) -> None:
+        self._remember(block)
         if self.recognizer is not None:
             update = self.recognizer.process(block)
         else:
@@ -188,6 +201,7 @@ class RecognizerWorker(QObject):
         for event in update.events:
             if self.gate is None or self.gate.allows():
                 self.detected.emit(event)
+                self.event_audio.emit(event, np.round(np.clip(self._recent, -1.0, 1.0) * 32767.0).astype(np.int16))
 
     def _wait_for_model(self):
         """The loaded model, waiting for it in short steps so that stop() is still heard (None then)."""

@@ -13,6 +13,8 @@ import numpy as np
 from audio.io import AUDIO_SUFFIXES, AudioReadError, read_audio
 from model.labels import SILENCE, UNKNOWN
 
+NOT_COMMANDS = "_not_commands_"   # takes folder of sounds that fired a command and were not one
+
 
 class EnrollError(Exception):
     """Enrollment cannot go on (a word with too few good takes, no takes at all, ...): one line."""
@@ -80,11 +82,13 @@ def read_takes(folder: str | Path, cfg: EnrollConfig, sample_rate_hz: int, clip_
         raise EnrollError(f"takes folder {folder} does not exist")
     takes = []
     for word_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if word_dir.name.startswith("_") and word_dir.name != UNKNOWN:
+        if word_dir.name.startswith("_") and word_dir.name not in (UNKNOWN, NOT_COMMANDS):
             raise EnrollError(f"{word_dir}: a word folder cannot be named {word_dir.name!r} ({SILENCE} is made "
                               f"from noise; other names starting with _ are reserved)")
+        # The user's false alarms ("Not a command" in the window) are other speech, as their talk is.
+        word = UNKNOWN if word_dir.name == NOT_COMMANDS else word_dir.name
         for path in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-            takes.append(check_take(word_dir.name, path, cfg, sample_rate_hz, clip_samples))
+            takes.append(check_take(word, path, cfg, sample_rate_hz, clip_samples))
     if not takes:
         raise EnrollError(f"{folder} has no word folders with recordings (expected e.g. {folder}/yes/1.wav)")
     for word in {t.word for t in takes if t.word != UNKNOWN}:

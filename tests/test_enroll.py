@@ -429,3 +429,19 @@ def test_a_take_far_shorter_than_the_others_is_refused_as_too_short(tmp_path):
     checked = {Path(t.path).name: t for t in read_takes(takes, EnrollConfig(), 16000, 16000)}
     assert [checked[f"{i}.wav"].problem for i in range(3)] == [None, None, None]
     assert checked["3.wav"].problem.startswith("too short (")
+
+
+def test_not_commands_clips_are_read_as_other_speech(tmp_path):
+    """Sounds the user marked "Not a command" (a `_not_commands_/` folder) train as `_unknown_`; any other
+    name starting with _ is still refused."""
+    from model.takes import EnrollConfig, EnrollError, read_takes
+    takes = _takes(tmp_path / "takes", takes=range(3), words=("zero",))
+    (takes / "_not_commands_").mkdir()
+    shutil.copy(DATA_DIR / "clips" / "stop.wav", takes / "_not_commands_" / "20261207-101010_stop.wav")
+    read = read_takes(takes, EnrollConfig(), 16000, 16000)
+    kept = [t for t in read if Path(t.path).parent.name == "_not_commands_"]
+    assert len(kept) == 1 and kept[0].word == "_unknown_" and kept[0].problem is None
+    (takes / "_mine_").mkdir()
+    shutil.copy(DATA_DIR / "clips" / "stop.wav", takes / "_mine_" / "a.wav")
+    with pytest.raises(EnrollError, match="reserved"):
+        read_takes(takes, EnrollConfig(), 16000, 16000)

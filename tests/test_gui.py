@@ -294,3 +294,33 @@ def test_level_meter_shows_clipping_and_holds_it(qtbot):
     assert meter.clipping_shown
     meter.show_level(-18.0, 12.2, peak=0.3)          # 2 s after the clipped block: gone
     assert meter.format() == "level: -18 dBFS" and not meter.clipping_shown
+
+
+def test_a_detection_keeps_its_audio_and_not_a_command_stores_it(qtbot, make_window, stream_wav, tmp_path,
+                                                                  monkeypatch):
+    """Each history row holds the 2 s it fired on: selecting it draws it, Play plays it, "Not a command"
+    writes it where the next adaptation reads it."""
+    played = []
+    monkeypatch.setattr("desktop_app.history_panel.play_samples", lambda samples, rate: played.append((samples, rate)))
+    window = make_window(models_dir=tmp_path / "data" / "models")
+    with qtbot.waitSignal(window.session.run_finished, timeout=10000):
+        window.session.start_file_playback(stream_wav)
+    panel = window.history_panel
+    assert _history_labels(window) == ["stop", "yes"]
+    panel.list.setCurrentRow(1)                                  # "yes", said at 0.3 s
+    event, clip = panel.selected()
+    assert event.label == "yes" and clip.dtype == np.int16 and clip.size == 32000
+    assert panel.image.image is not None and panel.reject_button.isEnabled()
+    assert panel.play_selected() and played[0][1] == 16000 and played[0][0].size == 32000
+    # The clip is the stream's audio that ends where the event fired (to within a recognizer call).
+    stream, _ = sf.read(stream_wav, dtype="float32")
+    end = int(round(event.time_s * 16000))
+    best = max(range(end - 2000, end + 2000, 40),
+               key=lambda e: float(np.dot(stream[e - 8000:e], clip[-8000:].astype(np.float32))))
+    assert abs(best - end) <= 1600
+    path = panel.reject_selected()
+    assert path.parent == tmp_path / "data" / "not_commands" and path.name.endswith("_yes.wav")
+    kept, rate = sf.read(path, dtype="int16")
+    assert rate == 16000 and np.array_equal(kept, clip)
+    assert panel.list.item(1).text().endswith("(not a command)") and not panel.reject_button.isEnabled()
+    assert "kept as not a command (1 so far)" in window.status_label.text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -94,10 +95,16 @@ def test_record_adapt_and_switch_to_the_personal_model(qtbot, window_and_dialog,
         "_unknown_/talk.wav", "one/take_1.wav", "one/take_2.wav", "one/take_3.wav",
         "zero/take_1.wav", "zero/take_2.wav", "zero/take_3.wav"]
 
+    # A false alarm marked "Not a command" in the window's history goes with the takes, as other speech.
+    rejected = tmp_path / "data" / "not_commands" / "20261207-101010-000000_stop.wav"
+    rejected.parent.mkdir(parents=True)
+    shutil.copyfile(TAKES / "two_5.wav", rejected)
     # Adapt off the GUI thread, then the window uses the new model.
     with qtbot.waitSignal(dialog.model_ready, timeout=180000) as ready:
         assert dialog.start_adaptation()
         assert dialog.pages.currentIndex() == 2
+        assert "and 1 sound(s) marked not a command" in dialog.adapt_label.text()
+    assert (takes_dir / "_not_commands_" / rejected.name).is_file()
     model_dir = tmp_path / "data" / "models" / "jackson"
     assert ready.args == [str(model_dir)]
     assert "now recognizes with jackson (new: one, zero)" in dialog.adapt_label.text()
@@ -108,7 +115,7 @@ def test_record_adapt_and_switch_to_the_personal_model(qtbot, window_and_dialog,
     assert list_personal_models(tmp_path / "data" / "models") == [model_dir]
     assert window.model_combo.currentText() == "Personal: jackson"
     config = json.loads((model_dir / "config.json").read_text())
-    assert config["enrollment"]["new_words"] == ["one", "zero"] and len(config["enrollment"]["takes_used"]) == 7   # + talk.wav
+    assert config["enrollment"]["new_words"] == ["one", "zero"] and len(config["enrollment"]["takes_used"]) == 8   # + talk, the rejected
 
     # The personal model runs in the live pipeline, and the shipped model is one choice away.
     held_out = tmp_path / "zero_held_out.wav"
