@@ -11,7 +11,9 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal, Slot
 
-from audio.capture import CaptureError, FileSource, ReconnectingMicrophone, SourceNotice
+from audio.capture import CaptureError, ReconnectingMicrophone, SourceNotice
+
+from audio.file_source import FileSource
 from desktop_app.actions import (Action, ActionRunner, ActionSet, ActionsError, default_actions_path,
                                  load_actions)
 from desktop_app.hotkey import GlobalKey, HotkeyError

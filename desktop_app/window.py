@@ -15,7 +15,9 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QMainWindow, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from audio.capture import CaptureError, FileSource, InputDevice, list_input_devices, rescan_devices
+from audio.capture import CaptureError, InputDevice, list_input_devices, rescan_devices
+
+from audio.file_source import FileSource
 from model.detector import Detection
 from model.model_config import ModelLoadError, default_model_dir
 from desktop_app.actions import ActionResult

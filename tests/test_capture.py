@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import audio.capture as capture
-from audio.capture import CaptureError, FileSource, MicrophoneSource, find_input_device
+from audio.capture import CaptureError, MicrophoneSource, find_input_device
+from audio.file_source import FileSource
 from audio.io import AudioReadError, read_audio
 from conftest import CLIPS_DIR, DATA_DIR
 

@@ -14,7 +14,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings          # noqa: E402
 from PySide6.QtGui import QImage              # noqa: E402
 
-from audio.capture import CaptureError, FileSource, InputDevice   # noqa: E402
+from audio.capture import CaptureError, InputDevice
+
+from audio.file_source import FileSource   # noqa: E402
 from conftest import make_stream, run_cli                          # noqa: E402
 from desktop_app.cli import run_detection                          # noqa: E402
 from desktop_app.live_session import sensitivity_to_threshold

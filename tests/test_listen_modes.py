@@ -15,7 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QSettings, QTimer   # noqa: E402
 
-from audio.capture import FileSource            # noqa: E402
+from audio.file_source import FileSource            # noqa: E402
 from conftest import focused_text_field, make_stream   # noqa: E402
 from desktop_app.hotkey import GlobalKey, HotkeyError   # noqa: E402
 from desktop_app.listen_mode import ListenMode, TalkGate   # noqa: E402

@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from audio.capture import FileSource  # noqa: E402
+from audio.file_source import FileSource  # noqa: E402
 from conftest import DATA_DIR  # noqa: E402
 from desktop_app.personal_models import list_personal_models  # noqa: E402
 from desktop_app.personalize import PersonalizeDialog  # noqa: E402

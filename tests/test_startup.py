@@ -15,7 +15,7 @@ import soundfile as sf
 pytest.importorskip("pytestqt")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from audio.capture import FileSource                               # noqa: E402
+from audio.file_source import FileSource                               # noqa: E402
 from audio.config import FrontendConfig                            # noqa: E402
 from audio.features import LogMel                                  # noqa: E402
 from audio.mel import NumpyLogMel, NumpyStreamingLogMel            # noqa: E402

@@ -19,7 +19,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QSettings          # noqa: E402
 
-from audio.capture import FileSource, SourceNotice   # noqa: E402
+from audio.capture import SourceNotice
+
+from audio.file_source import FileSource   # noqa: E402
 from conftest import REPO_ROOT, make_stream           # noqa: E402
 from desktop_app.listen_mode import ListenMode        # noqa: E402
 from desktop_app.live_session import LiveSession      # noqa: E402
