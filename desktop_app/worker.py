@@ -98,6 +98,7 @@ class RecognizerWorker(QObject):
         # The last EVENT_AUDIO_S of audio heard: what made a command fire (its history row can play it,
         # and "Not a command" keeps it). A fixed ring: bounded memory however long the run.
         self._recent = np.zeros(int(EVENT_AUDIO_S * self.model.spec.frontend.sample_rate_hz), np.float32)
+        self._recent_at = 0                      # where the next sample goes
         frontend = self.model.spec.frontend
         self._level_every_samples = int(LEVEL_EVERY_S * frontend.sample_rate_hz)
         # While the network loads: the audio heard so far and a torch-free spectrogram of it.
@@ -180,9 +181,16 @@ class RecognizerWorker(QObject):
         recognizer.threshold = self._threshold
 
     def _remember(self, block: np.ndarray) -> None:
-        n = min(block.size, self._recent.size)
-        self._recent = np.roll(self._recent, -n)
-        self._recent[-n:] = block[-n:]
+        ring, n = self._recent, min(block.size, self._recent.size)
+        first = min(n, ring.size - self._recent_at)          # up to the end of the ring, then from its start
+        ring[self._recent_at:self._recent_at + first] = block[block.size - n:block.size - n + first]
+        ring[:n - first] = block[block.size - n + first:]
+        self._recent_at = (self._recent_at + n) % ring.size
+
+    def _recent_audio(self) -> np.ndarray:
+        """The ring in time order, as int16."""
+        ordered = np.concatenate([self._recent[self._recent_at:], self._recent[:self._recent_at]])
+        return np.round(np.clip(ordered, -1.0, 1.0) * 32767.0).astype(np.int16)
 
     def _process(self, block: np.ndarray) -> None:
         self._remember(block)
@@ -201,7 +209,7 @@ class RecognizerWorker(QObject):
         for event in update.events:
             if self.gate is None or self.gate.allows():
                 self.detected.emit(event)
-                self.event_audio.emit(event, np.round(np.clip(self._recent, -1.0, 1.0) * 32767.0).astype(np.int16))
+                self.event_audio.emit(event, self._recent_audio())
 
     def _wait_for_model(self):
         """The loaded model, waiting for it in short steps so that stop() is still heard (None then)."""
