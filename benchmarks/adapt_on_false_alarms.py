@@ -6,11 +6,11 @@
 One synthetic voice (espeak-ng; by default a variant that no training or choice heard) speaks two
 halves of talk, A and B (`--minutes` each; sentences of the `fortunes` test split, a third with a
 command near-miss inserted, as scripts/synthesize_talk.py does), and the ten commands, five takes each
-to enroll and five more held out. The base model runs over A at its shipped settings; the 2 s before
-each alarm (what the window keeps for "Not a command") go to `_not_commands_/`. Two personal models are
-enrolled from the same command takes: P0 without those clips, P1 with them (what the user gets after
-marking the alarms). Each model then runs over B: alarms per hour, and the voice's held-out commands
-(each alone between 1 s pauses) found with the right label. Prints one line per model.
+to enroll and five more held out. As a user would: P0 is enrolled on the command takes; the base model
+and P0 run over A at their shipped settings and the 2 s before each of their alarms (what the window
+keeps for "Not a command") go to `_not_commands_/`; P1 is enrolled on the same takes plus those clips.
+Each model then runs over B: alarms per hour, and the voice's held-out commands (each alone between
+1 s pauses) found with the right label. Prints one line per model.
 """
 from __future__ import annotations
 
@@ -112,19 +112,22 @@ def main() -> int:
             for i, clip in enumerate(clips[:5]):
                 sf.write(folder / word / f"take_{i + 1}.wav", clip, RATE, subtype="PCM_16")
     held_out = [(word, clip) for word, clips in said.items() for clip in clips[5:]]
+    # The user's course: the base model, then P0 (adapted on the command takes), fire on talk A; each
+    # alarm is marked "Not a command"; P1 is adapted on the same takes plus those clips.
     audio_a, _ = sf.read(halves["A"], dtype="float32")
-    base_a = alarms(Path(args.model), halves["A"])
+    enroll(takes["P0"], out / "P0", args.model, EnrollConfig())
+    models = {"base": Path(args.model), "P0": out / "P0"}
     (takes["P1"] / NOT_COMMANDS).mkdir()
-    for i, event in enumerate(base_a):
-        end = int(round((event.time_s + LATE_S) * RATE))
-        clip = audio_a[max(0, end - int(CLIP_S * RATE)):end]
-        sf.write(takes["P1"] / NOT_COMMANDS / f"{i:03d}_{event.label}.wav", clip, RATE, subtype="PCM_16")
-    print(f"voice {args.voice}: talk A {args.minutes:g} min, {len(base_a)} alarms of the base model kept "
-          f"as not-commands ({', '.join(e.label for e in base_a)})", flush=True)
-    models = {"base": Path(args.model)}
-    for name in ("P0", "P1"):
-        enroll(takes[name], out / name, args.model, EnrollConfig())
-        models[name] = out / name
+    for name in ("base", "P0"):
+        fired = alarms(models[name], halves["A"])
+        for i, event in enumerate(fired):
+            end = int(round((event.time_s + LATE_S) * RATE))
+            clip = audio_a[max(0, end - int(CLIP_S * RATE)):end]
+            sf.write(takes["P1"] / NOT_COMMANDS / f"{name}_{i:03d}_{event.label}.wav", clip, RATE, subtype="PCM_16")
+        print(f"talk A ({args.minutes:g} min, voice {args.voice}): {name} fires {len(fired)} times "
+              f"({', '.join(e.label for e in fired)}), kept as not-commands", flush=True)
+    enroll(takes["P1"], out / "P1", args.model, EnrollConfig())
+    models["P1"] = out / "P1"
     hours_b = sf.info(halves["B"]).duration / 3600
     for name, folder in models.items():
         found = commands_found(folder, held_out, out)
