@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--voice", default="en-us+f4")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--talk-s", type=float, default=0.0,
+                        help="also enroll this much of the voice's talk as _unknown_ (the dialog's 20 s; not from A or B)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "adapt_fa"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -105,12 +107,16 @@ def main() -> int:
             halves[name] = out / f"talk_{name}.wav"
             sf.write(halves[name], talk(args.voice, args.minutes, rng, pool, work), RATE, subtype="PCM_16")
         said = commands(args.voice, rng, work)
+        own_talk = talk(args.voice, args.talk_s / 60, rng, pool, work) if args.talk_s > 0 else None
     takes = {"P0": out / "takes_P0", "P1": out / "takes_P1"}
     for folder in takes.values():
         for word, clips in said.items():
             (folder / word).mkdir(parents=True)
             for i, clip in enumerate(clips[:5]):
                 sf.write(folder / word / f"take_{i + 1}.wav", clip, RATE, subtype="PCM_16")
+        if own_talk is not None:
+            (folder / "_unknown_").mkdir()
+            sf.write(folder / "_unknown_" / "talk.wav", own_talk, RATE, subtype="PCM_16")
     held_out = [(word, clip) for word, clips in said.items() for clip in clips[5:]]
     # The user's course: the base model, then P0 (adapted on the command takes), fire on talk A; each
     # alarm is marked "Not a command"; P1 is adapted on the same takes plus those clips.
