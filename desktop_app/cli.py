@@ -146,6 +146,8 @@ def cmd_enroll(args) -> int:
     try:
         result = enroll(args.takes, args.out, base, cfg)
     except EnrollError as exc:
+        for take in exc.skipped:   # what the one-line error refers to, first
+            print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
         raise UserError(str(exc)) from None
     for take in result.skipped:
         print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)

@@ -307,8 +307,9 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     for word in words:
         n_good = sum(t.word == word for t in used)
         if n_good < cfg.min_takes:
-            raise EnrollError(f"word {word!r} has {n_good} good take(s), {cfg.min_takes} needed "
-                              f"(see the skipped takes above)")
+            bad = [t for t in skipped if t.word == word]
+            raise EnrollError(f"word {word!r} has {n_good} good take(s), {cfg.min_takes} needed"
+                              + (f" ({len(bad)} skipped, listed above)" if bad else ""), skipped=bad)
     new_words = [w for w in words if w not in base.labels]
     if UNKNOWN not in base.labels:
         raise EnrollError(f"{base_dir} has no {UNKNOWN} label: enrollment needs a Speech Commands model")

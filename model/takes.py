@@ -17,7 +17,12 @@ NOT_COMMANDS = "_not_commands_"   # takes folder of sounds that fired a command 
 
 
 class EnrollError(Exception):
-    """Enrollment cannot go on (a word with too few good takes, no takes at all, ...): one line."""
+    """Enrollment cannot go on (a word with too few good takes, no takes at all, ...): one line.
+    `skipped`: the takes the line refers to, for the caller to list before it."""
+
+    def __init__(self, message: str, skipped: tuple = ()):
+        super().__init__(message)
+        self.skipped = tuple(skipped)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,10 @@ class EnrollConfig:
                                      # float rounding, several times faster; False: nn.GRU, the older path)
     # Take checks
     max_sound_s: float = 1.2         # more sound than this in a take: "too long"
-    silent_peak_dbfs: float = -40.0  # a take whose loudest 10 ms is below this: "silent"
+    silent_peak_dbfs: float = -70.0  # a take whose loudest 10 ms is below this: "silent" (no signal at all)
+    min_peak_snr_db: float = 12.0    # ... or whose loudest 10 ms stands less than this above the take's own
+                                     # noise floor (its 10th percentile): judged against itself, so a quiet
+                                     # microphone's clear word (peak -40 dBFS, floor -75) is used as it is
     clipped_share: float = 0.005     # share of samples at full scale that makes a take "clipped"
     short_ratio: float = 0.35        # sound shorter than this share of the word's median: "too short"
     trim_below_peak_db: float = 30.0  # the sound is where 10 ms frames are within this of the peak
@@ -125,8 +133,12 @@ def check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, cl
     frames = samples[:n_frames * hop].reshape(n_frames, hop)
     energy_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
     peak_db = float(energy_db.max())
+    floor_db = float(np.percentile(energy_db, 10))
     if peak_db < cfg.silent_peak_dbfs:
         return Take(word, str(path), problem=f"silent (loudest moment {peak_db:.0f} dBFS)")
+    if peak_db - floor_db < cfg.min_peak_snr_db:
+        return Take(word, str(path), problem=f"silent (nothing stands out of the noise: the loudest moment is "
+                                             f"{peak_db - floor_db:.0f} dB above the take's noise floor)")
     loud = np.flatnonzero(energy_db >= peak_db - cfg.trim_below_peak_db)
     first, last = int(loud[0]), int(loud[-1]) + 1
     sound_s = (last - first) * hop / sample_rate_hz
@@ -134,7 +146,6 @@ def check_take(word: str, path: Path, cfg: EnrollConfig, sample_rate_hz: int, cl
         # A noisy microphone: its noise floor is within trim_below_peak_db of the word, so the whole
         # recording reads as sound (the Precise community's "computer" takes: 55 of 57). Then the sound
         # is what stands out of the floor (its 10th percentile), never closer than 10 dB to the peak.
-        floor_db = float(np.percentile(energy_db, 10))
         loud = np.flatnonzero(energy_db >= min(floor_db + cfg.above_floor_db, peak_db - 10.0))
         first, last = int(loud[0]), int(loud[-1]) + 1
         sound_s = (last - first) * hop / sample_rate_hz

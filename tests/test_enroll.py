@@ -445,3 +445,30 @@ def test_not_commands_clips_are_read_as_other_speech(tmp_path):
     shutil.copy(DATA_DIR / "clips" / "stop.wav", takes / "_mine_" / "a.wav")
     with pytest.raises(EnrollError, match="reserved"):
         read_takes(takes, EnrollConfig(), 16000, 16000)
+
+
+def test_takes_are_judged_against_their_own_noise_floor(tmp_path):
+    """A clear word from a quiet microphone (40 dB down) is used as it is; a take of steady noise, however
+    loud, is silent; a file of zeros too."""
+    from audio.io import read_audio
+    from model.takes import EnrollConfig, check_take
+    word = read_audio(TAKES_DIR / "zero_0.wav", 16000)
+    noise = read_audio(DATA_DIR / "noise_running_tap.wav", 16000)[:16000]
+    cases = {"quiet.wav": 0.01 * word, "noise.wav": 0.5 * noise / np.abs(noise).max(), "zeros.wav": 0 * word}
+    for name, samples in cases.items():
+        sf.write(tmp_path / name, samples, 16000, subtype="FLOAT")
+    checked = {name: check_take("zero", tmp_path / name, EnrollConfig(), 16000, 16000) for name in cases}
+    assert checked["quiet.wav"].problem is None and checked["quiet.wav"].sound_s > 0.2
+    assert checked["noise.wav"].problem.startswith("silent (nothing stands out of the noise")
+    assert checked["zeros.wav"].problem.startswith("silent (loudest moment")
+
+
+def test_the_takes_a_too_few_error_refers_to_are_listed_before_it(tmp_path):
+    takes = _takes(tmp_path / "takes", takes=range(3), words=("zero",))
+    _takes(takes, takes=range(1), words=("one",))
+    sf.write(takes / "one" / "9.wav", np.zeros(8000, np.float32), 8000)
+    out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "model"), timeout_s=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[-2] == f"skipped: {takes / 'one' / '9.wav'}: silent (loudest moment -120 dBFS)"
+    assert lines[-1] == "speechcmd: word 'one' has 1 good take(s), 2 needed (1 skipped, listed above)"
