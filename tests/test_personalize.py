@@ -165,3 +165,18 @@ def test_gui_starts_with_the_model_chosen_last_time_or_falls_back_to_the_shipped
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == expected
         assert note in done.stderr
+
+
+def test_a_quiet_take_is_kept_and_the_user_is_told_it_is_quiet(qtbot, window_and_dialog, tmp_path):
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, 0.02 * sf.read(TAKES / "zero_0.wav", dtype="float32")[0], 8000)
+    window, dialog = window_and_dialog([quiet, TAKES / "zero_1.wav"])
+    dialog.choose(new_words="zero", takes=2, name="quiet")
+    dialog.keep_going.setChecked(False)
+    assert dialog.begin_recording() and dialog.record_next()
+    qtbot.waitUntil(lambda: dialog._recording is None and dialog.takes["zero"][0] is not None, timeout=20000)
+    assert dialog.takes["zero"][0]["problem"] is None
+    assert "ok, but quiet (peak -37 dBFS)" in dialog.record_status.text() and "microphone level" in dialog.record_status.text()
+    assert dialog.record_next()
+    qtbot.waitUntil(lambda: dialog._recording is None and dialog.takes["zero"][1] is not None, timeout=20000)
+    assert dialog.record_status.text() == "zero, take 2: ok"
