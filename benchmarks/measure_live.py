@@ -35,6 +35,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from audio.capture import DEFAULT_BLOCK_MS, MicrophoneSource, Pacer, rescan_devices   # noqa: E402
 from conftest import CLIPS_DIR, make_stream                   # noqa: E402
+from proc_stats import cpu_s, memory_mb, threads_cpu_s       # noqa: E402
 from desktop_app.listen_mode import TalkGate                  # noqa: E402
 from live_audio import VirtualMic                             # noqa: E402
 from model.checkpoint import default_model_dir, load_checkpoint   # noqa: E402
@@ -178,32 +179,6 @@ def measure_startup(model_dir, runs: int, display: str) -> dict:
             "recognizer_ready_median_s": statistics.median(ready_ages), "recognizer_ready_all_s": ready_ages}
 
 
-def _proc_cpu_s(pid) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _threads_cpu_s(pid) -> dict[str, float]:
-    """CPU seconds per thread ("name/tid"), from /proc/<pid>/task/*/stat."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
-        fields = stat.rsplit(")", 1)[1].split()
-        out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
-
-
-def _proc_peak_rss_mb(pid) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _python_child(pid):
     """Under xvfb-run the GUI is a grandchild; find the python process."""
     for _ in range(100):
@@ -231,10 +206,10 @@ def measure_cpu(model_dir, wav: Path, display: str) -> dict:
             if "recognizer ready" in line:
                 break
         time.sleep(2.0)
-        cpu0, threads0, t0 = _proc_cpu_s(pid), _threads_cpu_s(pid), time.monotonic()
+        cpu0, threads0, t0 = cpu_s(pid), threads_cpu_s(pid), time.monotonic()
         time.sleep(max(1.0, duration_s - 3.0 - (time.monotonic() - first_frame_at)))
-        cpu1, threads1, t1 = _proc_cpu_s(pid), _threads_cpu_s(pid), time.monotonic()
-        peak_mb = _proc_peak_rss_mb(pid)
+        cpu1, threads1, t1 = cpu_s(pid), threads_cpu_s(pid), time.monotonic()
+        peak_mb = memory_mb(pid)
         rest = proc.stderr.read()
         proc.wait(60)
     if proc.returncode != 0:

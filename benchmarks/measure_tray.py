@@ -27,36 +27,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from live_audio import SINK, VirtualMic   # noqa: E402
+from proc_stats import cpu_s, memory_mb, threads_cpu_s   # noqa: E402
 
 DEMO = REPO / "assets" / "demo" / "demo_stream.wav"
-TICK_S = os.sysconf("SC_CLK_TCK")
 VERBOSE = "--verbose" in sys.argv
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK_S
-
-
-def thread_cpu_s(pid: int) -> dict[str, float]:
+def threads_by_name(pid: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK_S
+    for key, seconds in threads_cpu_s(pid).items():
+        name = key.rsplit("/", 1)[0]
+        out[name] = out.get(name, 0.0) + seconds
     return out
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS", "VmHWM")):
-            key, kb = line.split()[:2]
-            values[key.rstrip(":")] = int(kb) / 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def wait_for(stream, text: str, timeout_s: float) -> str | None:
@@ -81,14 +63,14 @@ def run_once(args_gui: list[str], env: dict, mic: VirtualMic, seconds: float) ->
         ready_s = float(line.split("recognizer ready")[1].split()[0])
         player = subprocess.Popen(["sh", "-c", f"while true; do paplay -d {SINK} {DEMO}; done"], env=mic.env)
         time.sleep(3.0)
-        cpu0, wall0, threads0 = cpu_s(app.pid), time.monotonic(), thread_cpu_s(app.pid)
+        cpu0, wall0, threads0 = cpu_s(app.pid), time.monotonic(), threads_by_name(app.pid)
         time.sleep(seconds)
-        cpu1, wall1, threads1 = cpu_s(app.pid), time.monotonic(), thread_cpu_s(app.pid)
+        cpu1, wall1, threads1 = cpu_s(app.pid), time.monotonic(), threads_by_name(app.pid)
         if VERBOSE:
             shares = {k: (threads1[k] - threads0.get(k, 0.0)) / (wall1 - wall0) for k in threads1}
             print("  threads:", ", ".join(f"{k} {100 * v:.1f} %" for k, v in sorted(shares.items(), key=lambda x: -x[1])
                                          if v > 0.001))
-        rss, peak = memory_mb(app.pid)
+        rss, peak = memory_mb(app.pid, "VmRSS"), memory_mb(app.pid)
         app.send_signal(signal.SIGINT)
         app.wait(20)
     finally:
