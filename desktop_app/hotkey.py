@@ -24,7 +24,8 @@ class HotkeyError(Exception):
 
 def key_problem() -> str | None:
     """Why no global key can work in this session (None: an X server is there to ask)."""
-    if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("QT_QPA_PLATFORM", "").startswith("wayland"):
+    # Under Wayland an X11 grab (through XWayland) would only see keys typed into X11 programs.
+    if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return "a Wayland session gives no program the keys of another"
     if not os.environ.get("DISPLAY"):
         return "no X11 display (DISPLAY is not set)"

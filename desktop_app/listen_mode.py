@@ -64,7 +64,7 @@ class TalkGate:
     def is_open(self, now_s: float | None = None) -> bool:
         now_s = time.monotonic() if now_s is None else now_s
         with self._lock:
-            return self._down_since is not None and now_s >= self._down_since or now_s <= self._closes_at
+            return (self._down_since is not None and now_s >= self._down_since) or now_s <= self._closes_at
 
     def allows(self, now_s: float | None = None) -> bool:
         return not self.enabled or self.is_open(now_s)

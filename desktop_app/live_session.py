@@ -128,15 +128,22 @@ class LiveSession(QObject):
     def threshold(self) -> float:
         return self.view_model.threshold
 
+    @property
+    def state(self) -> str:
+        """paused, lost (input gone, reconnecting), waiting (push-to-talk, key up), talking, listening."""
+        if not self.is_listening:
+            return "paused"
+        if self.input_lost:
+            return "lost"
+        if self.talk_mode is ListenMode.PUSH_TO_TALK:
+            return "talking" if self.gate.is_open() else "waiting"
+        return "listening"
+
     def state_text(self) -> str:
         """The state in a few words (tray tooltip, tests)."""
-        if not self.is_listening:
-            return "paused (microphone closed)"
-        if self.input_lost:
-            return "microphone lost, reconnecting"
-        if self.talk_mode is ListenMode.PUSH_TO_TALK:
-            return "push-to-talk: talking" if self.gate.is_open() else f"push-to-talk: hold {self.talk_key}"
-        return "listening"
+        return {"paused": "paused (microphone closed)", "lost": "microphone lost, reconnecting",
+                "waiting": f"push-to-talk: hold {self.talk_key}", "talking": "push-to-talk: talking",
+                "listening": "listening"}[self.state]
 
     # ---------------------------------------------------------------- listening mode
     def set_mode(self, mode: ListenMode) -> None:
@@ -146,9 +153,10 @@ class LiveSession(QObject):
             self.stop()
         else:
             self.talk_mode = mode
-            self._apply_talk_mode()
-            if not self.is_listening:
-                self.start_live()
+            if self.is_listening:
+                self._apply_talk_mode()
+            else:
+                self.start_live()   # applies the mode once the run is on
         self.settings.setValue("listen_mode", self.mode.value)
         self.state_changed.emit()
 
@@ -164,7 +172,8 @@ class LiveSession(QObject):
     def set_talk_key(self, key_name: str) -> None:
         self.talk_key = key_name
         self.settings.setValue("talk_key", key_name)
-        self._apply_talk_mode()
+        if self.is_listening:
+            self._apply_talk_mode()
         self.state_changed.emit()
 
     def talk_pressed(self) -> None:
@@ -177,6 +186,7 @@ class LiveSession(QObject):
         self.state_changed.emit()
 
     def _apply_talk_mode(self) -> None:
+        """The gate, and the key grabbed while push-to-talk listens (released when the run stops)."""
         push = self.talk_mode is ListenMode.PUSH_TO_TALK
         self.gate.reset()
         self.gate.enabled = push
@@ -207,8 +217,7 @@ class LiveSession(QObject):
             self.state_changed.emit()
             return
         self._start_run(source, f"listening on {self.device or 'the system default input'}", live=True)
-        if self.talk_mode is ListenMode.PUSH_TO_TALK and self._key is None:
-            self._apply_talk_mode()
+        self._apply_talk_mode()
 
     def start_file_playback(self, path: str | Path) -> None:
         """Play a recording through the live pipeline at real-time pace (demos, tests, screenshots)."""

@@ -20,7 +20,7 @@ from model.model_config import default_model_dir
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "assets" / "icon.svg"
 STATE_COLOURS = {"listening": "#2fbf4f", "waiting": "#f0a020", "talking": "#3a8dff", "paused": "#8a8f96",
-                 "lost": "#e03030"}
+                 "lost": "#e03030"}    # one per LiveSession.state
 ICON_PX = 64
 NOTIFY_MS = 2500
 
@@ -45,16 +45,6 @@ def state_icon(state: str) -> QIcon:
                                QPointF(ICON_PX - 1, ICON_PX - 1)))
     painter.end()
     return QIcon(pixmap)
-
-
-def session_state(session: LiveSession) -> str:
-    if not session.is_listening:
-        return "paused"
-    if session.input_lost:
-        return "lost"
-    if session.talk_mode is ListenMode.PUSH_TO_TALK:
-        return "talking" if session.gate.is_open() else "waiting"
-    return "listening"
 
 
 class Tray(QObject):
@@ -107,7 +97,7 @@ class Tray(QObject):
     @Slot()
     def show_state(self) -> None:
         s = self.session
-        state = session_state(s)
+        state = s.state
         self.state = state
         self.icon.setIcon(self.icons[state])
         self.icon.setToolTip(f"speechcmd: {s.state_text()}")

@@ -108,6 +108,7 @@ def x_display():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
     env.pop("WAYLAND_DISPLAY", None)
+    env.pop("XDG_SESSION_TYPE", None)
     deadline = time.monotonic() + 10
     while subprocess.run(["xdotool", "getmouselocation"], env=env, capture_output=True).returncode != 0:
         if time.monotonic() > deadline or server.poll() is not None:

@@ -131,6 +131,12 @@ def test_without_x11_the_key_fails_in_one_line_and_the_button_still_talks(qtbot,
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(HotkeyError, match="no X11 display"):
         GlobalKey("F9", lambda: None, lambda: None).start()
+    monkeypatch.setenv("DISPLAY", ":0")                        # XWayland beside a Wayland session
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    with pytest.raises(HotkeyError, match="Wayland session"):
+        GlobalKey("F9", lambda: None, lambda: None).start()
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY")
     session = _session(tmp_path, model, two_words_wav, tmp_path / "marks.txt")
     fired, _ = _play(qtbot, session, ListenMode.PUSH_TO_TALK, session.talk_pressed, session.talk_released)
     session.shutdown()
@@ -140,6 +146,8 @@ def test_without_x11_the_key_fails_in_one_line_and_the_button_still_talks(qtbot,
 
 def test_global_key_on_a_real_x_server(x_display, tmp_path, monkeypatch):
     monkeypatch.setenv("DISPLAY", x_display["DISPLAY"])
+    for name in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):   # this process is an X11 client of Xvfb
+        monkeypatch.delenv(name, raising=False)
     window, typed = focused_text_field(x_display, tmp_path)
     events = []
     key = GlobalKey("F9", lambda: events.append("down"), lambda: events.append("up"))
@@ -169,6 +177,8 @@ def test_global_key_on_a_real_x_server(x_display, tmp_path, monkeypatch):
 def test_push_to_talk_with_the_global_key(qtbot, x_display, tmp_path, model, two_words_wav, monkeypatch):
     """The whole path: a key held on the X server (xdotool), the recognizer's events, the actions."""
     monkeypatch.setenv("DISPLAY", x_display["DISPLAY"])
+    for name in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):   # this process is an X11 client of Xvfb
+        monkeypatch.delenv(name, raising=False)
     marks = tmp_path / "marks.txt"
     session = _session(tmp_path, model, two_words_wav, marks)
 
