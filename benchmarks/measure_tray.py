@@ -91,7 +91,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         display = ":%d" % (70 + os.getpid() % 20)
-        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         mic = VirtualMic.start(Path(tmp) / "pulse")
         env = dict(mic.env, DISPLAY=display, QT_QPA_PLATFORM="xcb", SPEECHCMD_TIMING="1",

@@ -104,7 +104,8 @@ def x_display():
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (apt install xvfb xdotool)")
     display = ":%d" % (90 + os.getpid() % 100)
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+    # -noreset: Xvfb otherwise resets when its last client leaves (the readiness check), dropping whoever connects then
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
     env.pop("WAYLAND_DISPLAY", None)
