@@ -65,7 +65,7 @@ class EnrollConfig:
     # Take checks
     max_sound_s: float = 1.2         # more sound than this in a take: "too long"
     silent_peak_dbfs: float = -70.0  # a take whose loudest 10 ms is below this: "silent" (no signal at all)
-    min_peak_snr_db: float = 12.0    # ... or whose loudest 10 ms stands less than this above the take's own
+    min_peak_snr_db: float = 10.0    # ... or whose loudest 10 ms stands less than this above the take's own
                                      # noise floor (its 10th percentile): judged against itself, so a quiet
                                      # microphone's clear word (peak -40 dBFS, floor -75) is used as it is
     clipped_share: float = 0.005     # share of samples at full scale that makes a take "clipped"
