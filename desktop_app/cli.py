@@ -110,7 +110,8 @@ def cmd_train(args) -> int:
                       warmup_epochs=args.warmup_epochs, max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
                       talk_share=args.talk_share, mine_frames=args.mine_frames, silence_share=args.silence_share,
-                      threads=args.threads, device=args.device, distill_weight=args.distill_weight)
+                      threads=args.threads, device=args.device, distill_weight=args.distill_weight,
+                      word_classes=tuple(args.word_classes))
     frontend = FrontendConfig() if args.frontend == "images" else FrontendConfig.legacy_v4()
     from model.model_config import ModelLoadError, read_model_spec
     try:
@@ -362,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-unknown", nargs="*", default=[], help="more non-command speech (files/folders)")
     p.add_argument("--extra-words", nargs="*", default=[],
                    help="folders of word folders (e.g. synthetic speech) added to training, labelled by folder")
+    p.add_argument("--word-classes", nargs="*", default=list(recipe.word_classes), metavar="WORD",
+                   help="other words (data folder names) told apart by a training-only word head, so that the "
+                        "network's representation separates words beyond the commands (helps enrolled words)")
     p.add_argument("--extra-unknown-share", type=float, default=recipe.extra_unknown_share,
                    help="extra unknown clips per training word clip, split evenly between the paths")
     p.add_argument("--talk", nargs="*", default=[],

@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -252,10 +252,13 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         talk_bank = TalkBank.from_paths(talk, frontend)
         if show_progress:
             print(f"talk: {talk_bank.n_files} files, {talk_bank.hours:.2f} h", file=sys.stderr)
-    network = RecurrentClassifier(net_cfg)
+    n_words = len(cfg.word_classes)
+    network = RecurrentClassifier(replace(net_cfg, n_labels=len(LABELS) + n_words, unknown_words=n_words,
+                                          unknown_index=LABELS.index(UNKNOWN)) if n_words else net_cfg)
     feature_mean, feature_std = _feature_stats(train_set.feats)
     if start is not None:
-        network.load_state_dict(start.network.state_dict())
+        missing, _ = network.load_state_dict(start.network.state_dict(), strict=False)
+        assert all(key.startswith("word_head.") for key in missing), missing
         feature_mean = network.feature_mean.clone()
         detector = start.detector     # its tuned settings stay the starting point
     else:
@@ -266,7 +269,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
     # SpecAugment masks the features, so they are filled with the per-bin mean.
-    maker = BatchMaker(train_set, noise, frontend, aug, cfg.batch_size, cfg.silence_share, cfg.chain_prob,
+    maker = BatchMaker(_with_word_labels(train_set, cfg.word_classes), noise, frontend, aug, cfg.batch_size, cfg.silence_share, cfg.chain_prob,
                        cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size,
                        talk=talk_bank, talk_share=cfg.talk_share, talk_hard_share=cfg.talk_hard_share)
     device = torch.device(device_name)
@@ -293,7 +296,8 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         if talk_bank is not None and cfg.mine_every_epochs and (epoch - 1) % cfg.mine_every_epochs == 0 \
                 and (init_from or epoch > 1):
             # Every rank mines the same frames from the same EMA weights (they are equal on all ranks).
-            talk_bank.hard_ends = mine_hard_frames(ema.eval(), talk_bank, frontend, cfg.mine_frames)
+            talk_bank.hard_ends = mine_hard_frames(_without_word_head(ema, net_cfg).eval(), talk_bank, frontend,
+                                                   cfg.mine_frames)
             if show_progress:
                 tqdm.write(f"mined the {len(talk_bank.hard_ends)} talk frames closest to firing")
         network.train()
@@ -339,9 +343,10 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             # v6 kept epoch 18 over a final epoch 0.3 points better on the images); test speakers are
             # never looked at here.
             n_right, n_clips = 0, 0
+            saved = _without_word_head(ema, net_cfg)
             for name, clip_set in eval_sets.items():
                 if name.startswith("validation"):
-                    right = feature_posteriors(ema, clip_set.feats).argmax(1) == clip_set.labels
+                    right = feature_posteriors(saved, clip_set.feats).argmax(1) == clip_set.labels
                     row[f"{name}_accuracy"] = float(right.mean())
                     n_right, n_clips = n_right + int(right.sum()), n_clips + len(right)
             score = n_right / max(1, n_clips)
@@ -349,7 +354,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             if talk_bank is not None:
                 # Clip accuracy does not see false alarms: each epoch is kept, to be chosen on validation
                 # streams and validation talk (`speechcmd det`).
-                save_checkpoint(out_dir / "epochs" / f"epoch{epoch:02d}", ema, LABELS, frontend, detector,
+                save_checkpoint(out_dir / "epochs" / f"epoch{epoch:02d}", saved, LABELS, frontend, detector,
                                 {"training": {"epoch": epoch, "selection_score": score},
                                  "metrics": {name: {"accuracy": row[f"{name}_accuracy"], "clips": len(clip_set)}
                                              for name, clip_set in eval_sets.items() if name.startswith("validation")}})
@@ -357,7 +362,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
                 best = {"score": score, "epoch": epoch}
                 best_state = copy.deepcopy(ema.state_dict())
                 # A run stopped early still leaves its best model so far (replaced at the end).
-                save_checkpoint(out_dir, ema, LABELS, frontend, detector,
+                save_checkpoint(out_dir, saved, LABELS, frontend, detector,
                                 {"training": {"unfinished": True, "epoch": epoch, "best": best,
                                               "world_size": world_size}})
         _barrier(world_size)
@@ -369,7 +374,7 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         _barrier(world_size)
         return TrainResult(ema, history, {})
     ema.load_state_dict(best_state)
-    ema.eval()
+    ema = _without_word_head(ema, net_cfg).eval()
     report = {"best_epoch": best.get("epoch"), "labels": list(LABELS), "splits": {}}
     # The training figure on at most 5000 clips: 47k clips would take minutes and say little.
     pick = np.sort(rng.permutation(len(train_set))[:5000])
@@ -403,6 +408,27 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     _plots(out_dir, report, history)
     _barrier(world_size)
     return TrainResult(ema, history, report)
+
+
+def _with_word_labels(clips: FeatureSet, words: tuple[str, ...]) -> FeatureSet:
+    """The `_unknown_` clips of `words` (by folder name) labelled len(LABELS) + k, as the word head reads them."""
+    if not words:
+        return clips
+    labels = clips.labels.copy()
+    folder = np.array([Path(p).parent.name for p in clips.paths])
+    for k, word in enumerate(words):
+        labels[(folder == word) & (labels == LABELS.index(UNKNOWN))] = len(LABELS) + k
+    return FeatureSet(clips.feats, labels, clips.from_image, clips.paths)
+
+
+def _without_word_head(network: RecurrentClassifier, net_cfg: NetworkConfig) -> RecurrentClassifier:
+    """The 12-label network a training word head folds into: `_unknown_` keeps the sum of the words'
+    probability (split_unknown leaves every other label's probability as the head gives it)."""
+    if network.word_head is None:
+        return network
+    folded = RecurrentClassifier(net_cfg).to(network.head.weight.device)
+    folded.load_state_dict({k: v for k, v in network.state_dict().items() if not k.startswith("word_head.")})
+    return folded
 
 
 def _masked_frame_loss(frame_logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:

@@ -29,6 +29,10 @@ class TrainConfig:
                                        # held-out noise), "always", "never"
     extra_unknown_share: float = 0.05  # cap on extra unknown examples, per training word clip (split
                                        # evenly between the paths given)
+    word_classes: tuple[str, ...] = ()  # `_unknown_` words (folder names, e.g. "dog") that a training-only
+                                       # word head tells apart (network.split_unknown): the saved model
+                                       # has the 12 labels, its inner representation has learnt to
+                                       # separate words other than the commands (docs/ENROLL.md)
     seed: int = 1
     eval_every_epochs: int = 1
     max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)

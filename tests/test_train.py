@@ -225,3 +225,34 @@ def test_a_folder_of_images_alone_trains_and_plots(tmp_path):
     result = train(images, tmp_path / "model", TINY_NET, replace(TINY, epochs=2), aug=QUIET, show_progress=False)
     assert set(result.report["splits"]) == {"train", "validation_images"}
     assert (tmp_path / "model" / "confusion.png").stat().st_size > 0
+
+
+def test_a_training_word_head_folds_into_the_twelve_labels(tmp_path):
+    """`word_classes`: the other words get outputs of their own while training; the saved model has the
+    12 labels, `_unknown_` holding exactly the probability the words and other speech had together."""
+    import torch
+    from model.network import RecurrentClassifier
+    from model.train import _with_word_labels, _without_word_head
+    torch.manual_seed(0)
+    with_words = RecurrentClassifier(replace(TINY_NET, n_labels=len(LABELS) + 2, unknown_words=2,
+                                             unknown_index=LABELS.index("_unknown_"))).eval()
+    folded = _without_word_head(with_words, TINY_NET).eval()
+    frames = torch.randn(3, 20, TINY_NET.n_mels)
+    wide = torch.softmax(with_words(frames)[0], -1)
+    narrow = torch.softmax(folded(frames)[0], -1)
+    unknown = LABELS.index("_unknown_")
+    torch.testing.assert_close(narrow[..., unknown], wide[..., unknown] + wide[..., len(LABELS):].sum(-1))
+    others = [i for i in range(len(LABELS)) if i != unknown]
+    torch.testing.assert_close(narrow[..., others], wide[..., others])
+
+    data = make_dataset(tmp_path / "sc")
+    cfg = replace(TINY, epochs=4, word_classes=("house",))
+    result = train(data, tmp_path / "model", TINY_NET, cfg, aug=QUIET, show_progress=False)
+    loaded = load_checkpoint(tmp_path / "model")
+    assert tuple(loaded.labels) == LABELS and loaded.network.word_head is None
+    assert result.report["labels"] == list(LABELS)
+    # Only `_unknown_` clips of the named folder get the word's label.
+    from model.feature_data import FeatureSet
+    clips = FeatureSet(np.zeros((3, 2, 2), np.float16), np.array([LABELS.index("_unknown_"), 0, LABELS.index("_unknown_")]),
+                       np.zeros(3, bool), ["x/house/a.wav", "x/house/b.wav", "x/bird/c.wav"])
+    assert list(_with_word_labels(clips, ("bird", "house")).labels) == [len(LABELS) + 1, 0, len(LABELS) + 0]
