@@ -234,10 +234,10 @@ def _image_speaker(job) -> tuple[str, dict]:
            "base_other_speakers": round(float(np.mean((_IMAGES["base_predicted"] == images.labels)[others])), 4)}
     for share in blends:
         blended = copy.deepcopy(split)
-        if share in ("auto", "pooled"):   # the shipped rule: the largest share the speaker's own takes allow
+        if share == "auto":   # the shipped rule: the largest share the speaker's own takes allow
             clean = blended.features(torch.from_numpy(take_feats.astype(np.float32)))
             chosen_share = choose_base_share(blended, clean, torch.from_numpy(take_labels),
-                                             replace(cfg, keep_base_share=None, base_share_by_group=share == "auto"))
+                                             replace(cfg, keep_base_share=None))
         elif share:
             blended.blend_with_base(share)
         model = replace(base, network=blended.write_back(len(labels)), labels=labels)
@@ -248,7 +248,7 @@ def _image_speaker(job) -> tuple[str, dict]:
                                  "takes_accuracy": round(float(np.mean(own.argmax(1) == own_truth)), 4),
                                  "takes_probability": round(float(np.mean(own[np.arange(len(own_truth)), own_truth])), 4),
                                  "other_speakers": round(float(np.mean((predicted == images.labels)[others])), 4),
-                                 **({"share": chosen_share} if share in ("auto", "pooled") else {}),
+                                 **({"share": chosen_share} if share == "auto" else {}),
                                  **(new_word_scores(model) if _IMAGES["new_words"] is not None else {}),
                                  # built-in commands only, as enrollment's alarm check counts them
                                  "coffee_train_alarms": sum(e.label in base.labels for e in
@@ -437,7 +437,6 @@ def main() -> None:
                         help="enrollment's seed (augmentation, batches): how much a figure moves by chance")
     parser.add_argument("--own-share", type=float, default=EnrollConfig().own_share)
     parser.add_argument("--speakers", nargs="*", help="only these speakers")
-    parser.add_argument("--head-only", action="store_true", help="adapt the output layer alone")
     parser.add_argument("--extra-units", type=int, default=EnrollConfig().extra_units)
     parser.add_argument("--lr", type=float, default=EnrollConfig().learning_rate,
                         help="personal units and new words' output rows; a top layer adapted whole (re-recorded commands) "
@@ -445,13 +444,11 @@ def main() -> None:
     parser.add_argument("--top-lr", type=float, default=EnrollConfig().top_layer_learning_rate,
                         help="a top layer adapted whole (re-recorded commands)")
     parser.add_argument("--blend", nargs="*", default=["0", "auto"],
-                        help="images: base shares to score (numbers; auto: the shipped rule; pooled: it with the commands' and new words' takes checked together), from one adaptation")
+                        help="images: base shares to score (numbers; auto: the shipped rule), from one adaptation")
     parser.add_argument("--keep-base", default="auto", help="fsdd, commands, mixed: EnrollConfig.keep_base_share "
                         "(auto: chosen on the takes, EnrollConfig.base_share_tolerance)")
     parser.add_argument("--tolerance", type=float, default=EnrollConfig().base_share_tolerance,
                         help="EnrollConfig.base_share_tolerance")
-    parser.add_argument("--no-blend-new-words", dest="blend_new_words", action="store_false",
-                        help="mixed: no blend back when new words are enrolled (EnrollConfig.blend_new_words)")
     parser.add_argument("--running-speech", type=int, default=0, metavar="N",
                         help="images: replay also N 1 s crops of the training coffee orders as _unknown_")
     parser.add_argument("--new-words", metavar="FSDD_SPEAKER",
@@ -465,20 +462,16 @@ def main() -> None:
     parser.add_argument("--base-train-alarms", type=int, help="--from-log: its alarms on the training orders")
     parser.add_argument("--alarm-tolerance", type=int, default=1,
                         help="images: alarms above the base's that the 'blend checked' rule allows")
-    parser.add_argument("--gru-personal-units", dest="fast_personal_units", action="store_false",
-                        help="step the whole top layer with nn.GRU while personal units train (the path before "
-                             "2026-12-05; EnrollConfig.fast_personal_units=False), to compare times")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = EnrollConfig(steps=args.steps, personal_steps=args.personal_steps or args.steps, seed=args.seed,
-                       copies_per_take=args.copies, own_share=args.own_share, adapt_top_layer=not args.head_only,
+                       copies_per_take=args.copies, own_share=args.own_share,
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance,
-                       blend_new_words=args.blend_new_words, threads=args.threads,
-                       fast_personal_units=args.fast_personal_units)
-    args.blend = [b if b in ("auto", "pooled") else float(b) for b in args.blend]
+                       threads=args.threads)
+    args.blend = [b if b == "auto" else float(b) for b in args.blend]
     if args.part == "images" and args.from_log:
         print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms, args.alarm_tolerance)))
         return

@@ -110,17 +110,15 @@ def cmd_train(args) -> int:
                       warmup_epochs=args.warmup_epochs, max_clips=args.max_clips, eval_every_epochs=args.eval_every,
                       extra_unknown_share=args.extra_unknown_share, image_silence=args.image_silence,
                       talk_share=args.talk_share, mine_frames=args.mine_frames, silence_share=args.silence_share,
-                      threads=args.threads, device=args.device, distill_weight=args.distill_weight,
+                      threads=args.threads, device=args.device,
                       word_classes=tuple(args.word_classes))
     frontend = FrontendConfig() if args.frontend == "images" else FrontendConfig.legacy_v4()
-    from model.model_config import ModelLoadError, read_model_spec
+    from model.model_config import ModelLoadError
     try:
-        for teacher in args.teacher:
-            read_model_spec(teacher)   # a bad teacher folder fails now, not after reading the data
         result = train(args.data, args.out, net, cfg, frontend=frontend,
                        aug=AugmentConfig(quiet_share=args.quiet_share),
                        extra_unknown=args.extra_unknown, extra_words=args.extra_words,
-                       show_progress=not args.quiet, teachers=args.teacher, talk=args.talk, init_from=args.init)
+                       show_progress=not args.quiet, talk=args.talk, init_from=args.init)
     except (DatasetError, ModelLoadError, AudioReadError, ValueError) as exc:
         raise UserError(str(exc)) from None
     if not result.report:   # a rank other than 0 under torchrun: rank 0 reports
@@ -383,8 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the crops come from the same recordings and may hold the wav set's held-out noise)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default)")
     p.add_argument("--device", default="cpu", help='where the network trains: "cpu" or "cuda" (batches are made on the CPU)')
-    p.add_argument("--teacher", nargs="*", default=[], help="model folders to distil from (their averaged posteriors)")
-    p.add_argument("--distill-weight", type=float, default=recipe.distill_weight, help="share of the loss from the teachers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -400,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                      f"{EnrollConfig.personal_steps} for new words without commands, {EnrollConfig.steps} otherwise")
     p.add_argument("--steps", type=int, help=f"adaptation steps (default {default_steps})")
     p.add_argument("--keep-base", default="auto",
-                   help="when built-in commands are re-recorded (and no new word): the share of the way the adapted "
+                   help="when built-in commands are re-recorded: the share of the way the adapted "
                         "top layer is moved back to the base model's weights afterwards, 0 (not at all) to 1 (the base "
                         "model); less forgetting of other voices for some of the gain on yours. auto (default): the "
                         "largest share at which your takes are still recognized as well (docs/ENROLL.md)")

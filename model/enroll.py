@@ -343,7 +343,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
             "words": words, "new_words": new_words,
             "takes_used": [{"word": t.word, "file": Path(t.path).name, "sound_s": round(t.sound_s, 2)} for t in used],
             "takes_skipped": [{"word": t.word, "file": Path(t.path).name, "problem": t.problem} for t in skipped],
-            "adapted": _what_adapted(adapted.cfg, cfg, split.extra_units if split.personal else 0, len(new_words),
+            "adapted": _what_adapted(adapted.cfg, split.extra_units if split.personal else 0, len(new_words),
                                      split.kept_base_share),
             "kept_base_share": split.kept_base_share,
             "warnings": warnings,
@@ -444,10 +444,10 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
 
     # With personal units the base units are frozen and (as a rule) blind to them: their outputs are computed
     # once. Otherwise (a personal model whose whole top layer adapted since) nn.GRU steps the whole layer.
-    base_hidden = (split.base_hidden(inputs) if split.personal and cfg.fast_personal_units and split.base_units_blind()
+    base_hidden = (split.base_hidden(inputs) if split.personal and split.base_units_blind()
                    else None)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
-    trainable = (list(split.top.parameters()) if cfg.adapt_top_layer else []) + list(split.head.parameters())
+    trainable = list(split.top.parameters()) + list(split.head.parameters())
     groups = [{"params": trainable, "peak_lr": learning_rate}]
     if split.word_head is not None:
         # New words' rows start from prototypes and must move far, whatever the layer below does: at the
@@ -473,7 +473,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
         if progress and step % 25 == 0:
             progress(0.25 + 0.7 * step / n_steps)
 
-    if split.base_values and (split.word_head is None or cfg.blend_new_words):
+    if split.base_values:
         # With new words the word head reads the adapted layer, so a fixed share cost them (mixed,
         # validation speakers: 0.950 unblended, 0.924 at 0.7); the takes' check keeps the share
         # where their new words still hold (0.2 for all five: 0.950, forgetting 4.6 -> 3.7 points).
@@ -506,7 +506,7 @@ def choose_base_share(split: _Split, inputs: torch.Tensor, labels: torch.Tensor,
     # Built-in commands and new words are checked apart: fifty takes of new words must not hide
     # what three takes of a command lose
     n_base = split.head.out_features
-    groups = [g for g in (labels < n_base, labels >= n_base) if g.any()] if cfg.base_share_by_group else [labels >= 0]
+    groups = [g for g in (labels < n_base, labels >= n_base) if g.any()]
 
     def on_takes() -> list[tuple[float, float]]:
         probs = F.softmax(split(inputs)[0][:, -1], dim=1)
@@ -548,14 +548,13 @@ def _unheard_words(split: _Split, feats: np.ndarray, label_index: np.ndarray, la
     return lines
 
 
-def _what_adapted(net_cfg, cfg: EnrollConfig, extra_units: int, n_new: int, base_share: float) -> str:
+def _what_adapted(net_cfg, extra_units: int, n_new: int, base_share: float) -> str:
     blended = f" (then moved {base_share:g} of the way back to the base weights)" if base_share else ""
     if extra_units:
         return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
                 f"frozen), {n_new} new word(s) in a word head that splits {UNKNOWN}; the built-in labels' "
                 "outputs frozen")
-    return ((f"the top {net_cfg.cell.upper()} layer and the output layer" if cfg.adapt_top_layer
-             else "the output layer") + f"{blended}; {n_new} new output row(s); everything below frozen")
+    return f"the top {net_cfg.cell.upper()} layer and the output layer{blended}; {n_new} new output row(s); everything below frozen"
 
 
 def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,

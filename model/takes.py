@@ -39,7 +39,6 @@ class EnrollConfig:
                                      # words under-trained: 0.936 vs 0.978, FSDD jackson)
     top_layer_learning_rate: float = 2e-3   # when the whole top layer adapts (re-recorded commands, extra_units 0)
     own_share: float = 0.5           # share of each batch from the user's takes (the rest: replay)
-    adapt_top_layer: bool = True     # False: the output layer alone
     extra_units: int = 32            # personal units added to the top GRU layer, the base units frozen, when
                                      # only new words are enrolled (0, re-recorded commands or another cell:
                                      # the whole top layer adapts)
@@ -49,19 +48,12 @@ class EnrollConfig:
     base_share_candidates: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     base_share_tolerance: float = 0.02   # the right word's mean probability on the takes may drop this much
                                      # (chosen on the image validation speakers: docs/ENROLL.md)
-    base_share_by_group: bool = True    # ... on the built-in commands' takes and on the new words' apart
-    blend_new_words: bool = True     # blend back as the takes allow also when new words are enrolled with
-                                     # re-recorded commands (the word head as trained). Mixed, validation
-                                     # speakers: forgetting 4.6 -> 3.7 points, new words 0.950 either way
     copies_per_take: int = 16        # augmented copies of each take, made once
     replay_clips: int = 600          # replay examples used (from the bank), made once
     seed: int = 0
     threads: int = 2                 # torch threads while adapting (ten words x 5 takes on a slow VM: 59-92 s
                                      # on two, 74-110 s on one, the same weights; the window's live run is
                                      # stopped then, and the live path runs on one thread)
-    fast_personal_units: bool = True    # with personal units, the frozen base units' outputs are computed once
-                                     # and only the personal units step through time (the same model to
-                                     # float rounding, several times faster; False: nn.GRU, the older path)
     # Take checks
     max_sound_s: float = 1.2         # more sound than this in a take: "too long"
     silent_peak_dbfs: float = -70.0  # a take whose loudest 10 ms is below this: "silent" (no signal at all)

@@ -89,17 +89,6 @@ def load_extra_unknown(paths: list[str], frontend: FrontendConfig, max_clips: in
                       [f"extra-unknown-{i}" for i in range(len(waves))])
 
 
-def _distill_loss(logits: torch.Tensor, teachers: list[RecurrentClassifier], feats: torch.Tensor,
-                  loss_frames: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL divergence from the teachers' averaged softened posteriors at the loss frames (Hinton et al.
-    2015; scaled by T^2 so its gradient keeps the size of the hard-label loss's)."""
-    with torch.no_grad():
-        probs = torch.stack([torch.softmax(t(feats)[0][:, loss_frames].reshape(-1, logits.shape[-1]) / temperature, -1)
-                             for t in teachers]).mean(0)
-    log_student = torch.log_softmax(logits / temperature, -1)
-    return F.kl_div(log_student, probs, reduction="batchmean") * temperature ** 2
-
-
 def _list_extra_words(folder: str) -> list[tuple[str, str]]:
     if not Path(folder).is_dir():
         raise data.DatasetError(f"extra words folder {folder} does not exist")
@@ -186,12 +175,10 @@ def _read_data(folders: list[feature_data.DataFolder], frontend: FrontendConfig,
 def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConfig,
           frontend: FrontendConfig = FrontendConfig.speech_commands_images(), aug: AugmentConfig = AugmentConfig(),
           extra_unknown: list[str] | None = None, detector: DetectorConfig = DetectorConfig(),
-          show_progress: bool = True, teachers: list[str] | None = None,
+          show_progress: bool = True,
           extra_words: list[str] | None = None, talk: list[str] | None = None,
           init_from: str | None = None) -> TrainResult:
     """`data_dirs`: one or more Speech Commands folders, wav or log-mel images (feature_data.py).
-    `teachers`: model folders whose averaged posteriors (on the same augmented batch) the network
-    also learns from (knowledge distillation: an ensemble's accuracy in one network's size).
     `extra_words`: folders of word folders (e.g. scripts/synthesize_words.py's) whose every clip
     joins training, labelled by its folder's word.
     `talk`: files or folders of command-free running speech, trained as `_unknown_` on every frame of
@@ -269,8 +256,8 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
         network.feature_std.copy_(std)
     ema = copy.deepcopy(network)
     # SpecAugment masks the features, so they are filled with the per-bin mean.
-    maker = BatchMaker(_with_word_labels(train_set, cfg.word_classes), noise, frontend, aug, cfg.batch_size, cfg.silence_share, cfg.chain_prob,
-                       cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size,
+    maker = BatchMaker(_with_word_labels(train_set, cfg.word_classes), noise, frontend, aug, cfg.batch_size,
+                       cfg.silence_share, cfg.chain_prob, cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size,
                        talk=talk_bank, talk_share=cfg.talk_share, talk_hard_share=cfg.talk_hard_share)
     device = torch.device(device_name)
     network.to(device)
@@ -279,12 +266,6 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
         trained = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
-    teacher_models = [load_checkpoint(path) for path in teachers or []]
-    for path, teacher in zip(teachers or [], teacher_models):
-        if teacher.frontend != frontend or tuple(teacher.labels) != LABELS:
-            raise data.DatasetError(f"teacher {path} has another frontend or other labels than this training")
-    teacher_nets = [t.network.to(device).eval() for t in teacher_models]
-
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = maker.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
@@ -314,9 +295,6 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
             logits = frame_logits[:, loss_frames].reshape(-1, frame_logits.shape[-1])
             labels = labels.reshape(-1)
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-            if teacher_nets:
-                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * _distill_loss(
-                    logits, teacher_nets, feats, loss_frames, cfg.distill_temperature)
             if talk_bank is not None:
                 loss = loss + cfg.talk_frame_weight * _masked_frame_loss(frame_logits, targets.to(device),
                                                                           cfg.label_smoothing)

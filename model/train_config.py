@@ -38,5 +38,3 @@ class TrainConfig:
     max_clips: int = 0                 # 0: all; >0: a small subset (tests, quick experiments)
     threads: int = 0                   # 0: torch's default
     device: str = "cpu"                # where the network trains ("cuda": batches are still made on the CPU)
-    distill_weight: float = 0.5        # with teachers: share of the loss that matches their averaged posteriors
-    distill_temperature: float = 2.0

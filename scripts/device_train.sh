@@ -29,9 +29,6 @@ RUNS=(
   "h160    --hidden-size 160 --conv-channels 80"
   "l3      --layers 3"
   "d2      --dropout 0.2 --hidden-size 192 --conv-channels 96"
-  "ds0     --teacher assets/model .teachers/r3s1 .teachers/r3s2"
-  "ds1     --teacher assets/model .teachers/r3s1 .teachers/r3s2 --seed 1"
-  "ds0w8   --teacher assets/model .teachers/r3s1 .teachers/r3s2 --distill-weight 0.8"
 )
 # The shipped recipe (conv 64, GRU 2 x 128 by default). No --quiet: with it train() prints nothing
 # until the end, so a run killed at the deadline would leave no trace. The progress bars (stderr) are
