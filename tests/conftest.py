@@ -30,9 +30,23 @@ def clips_dir() -> Path:
     return CLIPS_DIR
 
 
+# The pipeline's tests run a frozen model committed with them (v4, shipped until 2026-12-01: another
+# frontend and PCEN, so they also check that everything follows the model's own config), not the
+# shipped one: retraining assets/model must not break a test about the pipeline. The few checks that
+# the shipped model still does something use `shipped_model` and say so in their names.
+TEST_MODEL_DIR = DATA_DIR / "model_v4"
+
+
 @pytest.fixture(scope="session")
 def model():
-    """The shipped model (loaded once: tests must not change it)."""
+    """The tests' frozen model (loaded once: tests must not change it)."""
+    from model.checkpoint import load_checkpoint
+    return load_checkpoint(TEST_MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The shipped model, assets/model (loaded once: tests must not change it)."""
     from model.checkpoint import default_model_dir, load_checkpoint
     return load_checkpoint(default_model_dir())
 

@@ -1,13 +1,14 @@
-"""`speechcmd classify` and `detect` as a user runs them, with the shipped model."""
+"""`speechcmd classify` and `detect` as a user runs them: with the tests' frozen model (TEST_MODEL_DIR),
+and the shipped model where a test says so."""
 import json
 
 import pytest
 import soundfile as sf
 
-from conftest import CLIPS_DIR, DATA_DIR, WORDS, make_stream, run_cli
+from conftest import CLIPS_DIR, DATA_DIR, TEST_MODEL_DIR, WORDS, make_stream, run_cli
 
 
-def test_classify_labels_the_test_speaker_clips():
+def test_the_shipped_model_labels_the_test_speaker_clips():
     out = run_cli("classify", "--json", str(CLIPS_DIR))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
@@ -30,7 +31,7 @@ def test_classify_labels_the_test_speaker_clips():
 
 
 def test_classify_plain_output_and_other_formats():
-    out = run_cli("classify", str(DATA_DIR / "formats" / "stop_44k_stereo.wav"), str(DATA_DIR / "formats" / "yes_8k.wav"))
+    out = run_cli("classify", "--model", str(TEST_MODEL_DIR), str(DATA_DIR / "formats" / "stop_44k_stereo.wav"), str(DATA_DIR / "formats" / "yes_8k.wav"))
     assert out.returncode == 0, out.stderr
     lines = [line.split("\t") for line in out.stdout.splitlines()]
     assert [(p.rsplit("/", 1)[1], label) for p, label, _ in lines] == [("stop_44k_stereo.wav", "stop"), ("yes_8k.wav", "yes")]
@@ -58,7 +59,7 @@ def test_long_clip_is_judged_at_its_most_speech_like_moment(tmp_path):
     samples = make_stream([("right", 1.2)], total_s=3.5)
     sf.write(tmp_path / "long.wav", samples, 16000)
     sf.write(tmp_path / "noise.wav", make_stream([], total_s=3.0), 16000)
-    out = run_cli("classify", "--json", str(tmp_path / "long.wav"), str(tmp_path / "noise.wav"))
+    out = run_cli("classify", "--json", "--model", str(TEST_MODEL_DIR), str(tmp_path / "long.wav"), str(tmp_path / "noise.wav"))
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["label"] for line in out.stdout.splitlines()] == ["right", "_silence_"]
 
@@ -66,7 +67,7 @@ def test_long_clip_is_judged_at_its_most_speech_like_moment(tmp_path):
 def test_detect_reports_events_as_json_lines(tmp_path):
     placements = [("no", 0.5), ("go", 3.0), ("down", 6.5)]
     sf.write(tmp_path / "rec.wav", make_stream(placements, total_s=9.0, seed=3), 16000)
-    out = run_cli("detect", "--json", str(tmp_path / "rec.wav"))
+    out = run_cli("detect", "--json", "--model", str(TEST_MODEL_DIR), str(tmp_path / "rec.wav"))
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert [e["label"] for e in events] == [w for w, _ in placements], events
@@ -77,9 +78,9 @@ def test_detect_reports_events_as_json_lines(tmp_path):
 
 def test_detect_threshold_override_silences_it(tmp_path):
     sf.write(tmp_path / "rec.wav", make_stream([("yes", 0.5)], total_s=2.5), 16000)
-    found = run_cli("detect", "--json", str(tmp_path / "rec.wav"))
+    found = run_cli("detect", "--json", "--model", str(TEST_MODEL_DIR), str(tmp_path / "rec.wav"))
     assert found.returncode == 0 and found.stderr == "" and '"yes"' in found.stdout
-    silenced = run_cli("detect", "--json", "--threshold", "1.01", str(tmp_path / "rec.wav"))
+    silenced = run_cli("detect", "--json", "--model", str(TEST_MODEL_DIR), "--threshold", "1.01", str(tmp_path / "rec.wav"))
     assert silenced.returncode == 0 and silenced.stderr == "" and silenced.stdout == ""
 
 
@@ -98,7 +99,7 @@ def test_a_model_from_before_the_image_frontend_still_runs_with_its_own_frontend
     """v4's config.json (25 ms frames, 20-7600 Hz, natural log, PCEN) has none of the newer frontend
     fields: it loads with its own frontend, classifies and detects (numpy and torch paths)."""
     from model.model_config import read_model_spec
-    v4 = DATA_DIR / "model_v4"
+    v4 = TEST_MODEL_DIR
     spec = read_model_spec(v4)
     assert (spec.frontend.window_ms, spec.frontend.f_max_hz, spec.frontend.log_scale) == (25.0, 7600.0, 1.0)
     assert spec.frontend.feature_floor is None

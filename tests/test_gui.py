@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage              # noqa: E402
 from audio.capture import CaptureError, InputDevice
 
 from audio.file_source import FileSource   # noqa: E402
-from conftest import make_stream, run_cli                          # noqa: E402
+from conftest import TEST_MODEL_DIR, make_stream, run_cli                          # noqa: E402
 from desktop_app.cli import run_detection                          # noqa: E402
 from desktop_app.live_session import sensitivity_to_threshold
 from desktop_app.window import MainWindow  # noqa: E402
@@ -210,15 +210,14 @@ def test_gui_command_plays_a_file_and_saves_a_screenshot(tmp_path):
     wav = tmp_path / "one.wav"
     sf.write(wav, make_stream([("yes", 0.2)], total_s=1.5), 16000, subtype="PCM_16")
     png = tmp_path / "shot.png"
-    done = run_cli("gui", "--input-file", str(wav), "--screenshot", str(png), timeout_s=60)
+    done = run_cli("gui", "--model", str(TEST_MODEL_DIR), "--input-file", str(wav), "--screenshot", str(png), timeout_s=60)
     assert done.returncode == 0, done.stderr
     image = QImage(str(png))
     assert image.width() >= 800 and image.height() >= 500
     # The window drew the one command of the file, in the history and as the last command, at the
     # time the offline detector gives.
-    from model.checkpoint import default_model_dir
     from model.streaming import load_streaming_model
-    model = load_streaming_model(default_model_dir())
+    model = load_streaming_model(TEST_MODEL_DIR)
     offline = list(run_detection(model, [wav], model.detector))
     assert [e.label for e in offline] == ["yes"]
     assert f"(history: yes at {offline[0].time_s:.2f} s; last command: yes)" in done.stderr, done.stderr
@@ -317,8 +316,8 @@ def test_a_detection_keeps_its_audio_and_not_a_command_stores_it(qtbot, make_win
     # The clip is the stream's audio that ends where the event fired (to within a recognizer call).
     stream, _ = sf.read(stream_wav, dtype="float32")
     end = int(round(event.time_s * 16000))
-    best = max(range(end - 2000, end + 2000, 40),
-               key=lambda e: float(np.dot(stream[e - 8000:e], clip[-8000:].astype(np.float32))))
+    best = max(range(max(4000, end - 2000), end + 2000, 40),
+               key=lambda e: float(np.dot(stream[e - 4000:e], clip[-4000:].astype(np.float32))))
     assert abs(best - end) <= 1600
     path = panel.reject_selected()
     assert path.parent == tmp_path / "data" / "not_commands" and path.name.endswith("_yes.wav")

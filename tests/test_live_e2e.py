@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from audio.capture import CaptureError, MicrophoneSource, list_input_devices, rescan_devices
-from conftest import REPO_ROOT, make_stream
+from conftest import REPO_ROOT, TEST_MODEL_DIR, make_stream
 from desktop_app.cli import run_detection
 from live_audio import VirtualMic
 
@@ -51,7 +51,7 @@ def test_listen_reports_the_played_commands_at_the_right_times(virtual_mic, mode
     reference = list(run_detection(model, [wav], model.detector))   # the same recording, read from disk
     assert [e.label for e in reference] == [name for name, _ in placements]
 
-    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "8")
+    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "8", "--model", str(model.path))
     try:
         line = _wait_for_line(listen.stderr, 30)
         assert "listening on" in line, line
@@ -216,11 +216,13 @@ def test_the_window_says_the_input_is_lost_and_resumes_by_itself(qtbot, model, t
         rescan_devices()
 
 
-def test_personalize_records_takes_from_the_microphone_and_adapts(virtual_mic, model, qtbot, tmp_path):
+def test_personalize_records_takes_from_the_microphone_and_adapts(virtual_mic, shipped_model, qtbot, tmp_path):
     """The Personalize dialog through the real capture path: each take opens the default input (the
     virtual microphone), counts down, and keeps what is said after "speak now" (here one speaker's
     recorded takes, played into the microphone then). Every word must land whole inside its take (as
-    much sound as the file itself has), and the takes must adapt a model the window switches to."""
+    much sound as the file itself has), and the takes must adapt a model the window switches to (the
+    shipped one: the enrollment base needs its replay bank)."""
+    model = shipped_model
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
 
@@ -266,7 +268,7 @@ def test_listen_pauses_with_the_microphone_closed_and_resumes(virtual_mic, clips
     """SIGUSR1 closes the input (no stream on the audio server, a command said meanwhile is not heard);
     SIGUSR2 opens it again and the next command is heard."""
     import signal
-    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "30")
+    listen = _speechcmd(virtual_mic, "listen", "--json", "--seconds", "30", "--model", str(TEST_MODEL_DIR))
     try:
         assert "listening on" in _wait_for_line(listen.stderr, 30)
         assert virtual_mic.pactl("list", "short", "source-outputs").strip()      # the app's stream is open

@@ -19,7 +19,7 @@ from audio.file_source import FileSource                               # noqa: E
 from audio.config import FrontendConfig                            # noqa: E402
 from audio.features import LogMel                                  # noqa: E402
 from audio.mel import NumpyLogMel, NumpyStreamingLogMel            # noqa: E402
-from conftest import REPO_ROOT, make_stream, run_cli               # noqa: E402
+from conftest import REPO_ROOT, TEST_MODEL_DIR, make_stream, run_cli             # noqa: E402
 from desktop_app.cli import run_detection                          # noqa: E402
 from desktop_app.model_loader import BackgroundModel               # noqa: E402
 from desktop_app.window import MainWindow                          # noqa: E402
@@ -50,7 +50,7 @@ def test_numpy_log_mel_matches_the_torch_one_and_streams(stream_wav):
 
 
 def test_worker_recognizes_audio_heard_while_the_model_was_loading(qtbot, model, stream_wav):
-    loading = BackgroundModel.from_folder(default_model_dir())     # not started: the network does not exist yet
+    loading = BackgroundModel.from_folder(TEST_MODEL_DIR)     # not started: the network does not exist yet
     worker = RecognizerWorker(loading, FileSource(stream_wav, 16000, block_ms=20, realtime=True))
     events, batches, caught_up = [], [], []
     worker.detected.connect(events.append)

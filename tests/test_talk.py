@@ -109,7 +109,8 @@ def test_headline_reads_the_sweep_at_the_rate_and_the_share_asked_for():
     assert headline(rows, max_alarms_per_hour=-1)["found_pct_at_-1_per_hour"] is None
 
 
-def test_det_sweeps_the_shipped_detector_and_writes_the_chosen_threshold(tmp_path, model):
+def test_det_sweeps_the_shipped_detector_and_writes_the_chosen_threshold(tmp_path, shipped_model):
+    model = shipped_model
     data = make_dataset(tmp_path / "sc")
     folder = tmp_path / "model"
     shutil.copytree(model.path, folder)
