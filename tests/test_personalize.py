@@ -41,7 +41,8 @@ class QueuedFiles:
 
 
 @pytest.fixture
-def window_and_dialog(qtbot, model, tmp_path):
+def window_and_dialog(qtbot, shipped_model, tmp_path):
+    model = shipped_model   # the enrollment base: it needs the shipped model's replay bank
     def make(files):
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(model, settings=settings, device_lister=lambda rescan: [], source_factory=QueuedFiles(files),

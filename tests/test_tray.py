@@ -63,7 +63,8 @@ def long_wav(tmp_path):
 
 
 @pytest.fixture
-def session(tmp_path, model, long_wav):
+def session(tmp_path, shipped_model, long_wav):
+    model = shipped_model   # the menu names the shipped model as such
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     session = LiveSession(model, settings=settings, source_factory=lambda device, rate: LosingSource(long_wav))
     yield session
