@@ -44,8 +44,9 @@ DEFAULT_BLOCK_MS = 20.0
 # The live loops (GUI worker, `listen`) run the recognizer once per 80 ms on everything captured
 # meanwhile. Its cost is mostly per call and per wake-up (cold caches: a call costs about twice as
 # much when woken every 40 ms as when run back to back), so fewer, larger calls save CPU: the GUI's
-# recognizer thread went from 7.1% to 4.6% of a core (v4, measure_live.py; commit 2273023). The price is up to 80 ms (40 ms
-# on average) of waiting, more than paid back by the lower input latency of 20 ms capture blocks.
+# recognizer thread went from 7.1% to 4.6% of a core (v4, measure_live.py; commit 2273023). The price
+# is up to 80 ms (40 ms on average) of waiting, more than paid back by the lower input latency of 20 ms
+# capture blocks.
 PROCESS_EVERY_MS = 80.0
 # About 2 s of audio may wait in the queue before blocks are dropped (the GUI can stall that long
 # without losing audio, but no longer: stale audio is worth less than live audio).

@@ -130,6 +130,11 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _print_skipped(takes) -> None:
+    for take in takes:
+        print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
+
+
 def cmd_enroll(args) -> int:
     from model.enroll import EnrollConfig, EnrollError, enroll   # adapts on EnrollConfig.threads
     from model.model_config import default_model_dir
@@ -145,11 +150,9 @@ def cmd_enroll(args) -> int:
     try:
         result = enroll(args.takes, args.out, base, cfg)
     except EnrollError as exc:
-        for take in exc.skipped:   # what the one-line error refers to, first
-            print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
+        _print_skipped(exc.skipped)   # what the one-line error refers to, first
         raise UserError(str(exc)) from None
-    for take in result.skipped:
-        print(f"skipped: {take.path}: {take.problem}", file=sys.stderr)
+    _print_skipped(result.skipped)
     for line in result.warnings:
         print(f"warning: {line}", file=sys.stderr)
     words = sorted({t.word for t in result.used})

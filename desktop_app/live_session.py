@@ -12,7 +12,6 @@ from typing import Callable
 from PySide6.QtCore import QObject, QSettings, Qt, Signal, Slot
 
 from audio.capture import CaptureError, ReconnectingMicrophone, SourceNotice
-
 from audio.file_source import FileSource
 from desktop_app.actions import (Action, ActionRunner, ActionSet, ActionsError, default_actions_path,
                                  load_actions)

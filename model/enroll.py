@@ -554,7 +554,8 @@ def _what_adapted(net_cfg, extra_units: int, n_new: int, base_share: float) -> s
         return (f"{extra_units} personal units added to the top {net_cfg.cell.upper()} layer (the base units "
                 f"frozen), {n_new} new word(s) in a word head that splits {UNKNOWN}; the built-in labels' "
                 "outputs frozen")
-    return f"the top {net_cfg.cell.upper()} layer and the output layer{blended}; {n_new} new output row(s); everything below frozen"
+    return (f"the top {net_cfg.cell.upper()} layer and the output layer{blended}; {n_new} new output row(s); "
+            "everything below frozen")
 
 
 def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,

@@ -257,8 +257,8 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     ema = copy.deepcopy(network)
     # SpecAugment masks the features, so they are filled with the per-bin mean.
     maker = BatchMaker(_with_word_labels(train_set, cfg.word_classes), noise, frontend, aug, cfg.batch_size,
-                       cfg.silence_share, cfg.chain_prob, cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank, world_size=world_size,
-                       talk=talk_bank, talk_share=cfg.talk_share, talk_hard_share=cfg.talk_hard_share)
+                       cfg.silence_share, cfg.chain_prob, cfg.chain_clips, cfg.seed, fill=feature_mean, rank=rank,
+                       world_size=world_size, talk=talk_bank, talk_share=cfg.talk_share, talk_hard_share=cfg.talk_hard_share)
     device = torch.device(device_name)
     network.to(device)
     ema.to(device)
@@ -395,7 +395,11 @@ def _with_word_labels(clips: FeatureSet, words: tuple[str, ...]) -> FeatureSet:
     labels = clips.labels.copy()
     folder = np.array([Path(p).parent.name for p in clips.paths])
     for k, word in enumerate(words):
-        labels[(folder == word) & (labels == LABELS.index(UNKNOWN))] = len(LABELS) + k
+        clips_of_word = (folder == word) & (labels == LABELS.index(UNKNOWN))
+        if not clips_of_word.any():   # a typo would otherwise train for an hour without the word
+            raise data.DatasetError(f"--word-classes: no training clip of {word!r} (a word folder of the data "
+                                    "whose clips are _unknown_, e.g. 'dog')")
+        labels[clips_of_word] = len(LABELS) + k
     return FeatureSet(clips.feats, labels, clips.from_image, clips.paths)
 
 

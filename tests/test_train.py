@@ -242,3 +242,6 @@ def test_a_training_word_head_folds_into_the_twelve_labels(tmp_path):
     clips = FeatureSet(np.zeros((3, 2, 2), np.float16), np.array([LABELS.index("_unknown_"), 0, LABELS.index("_unknown_")]),
                        np.zeros(3, bool), ["x/house/a.wav", "x/house/b.wav", "x/bird/c.wav"])
     assert list(_with_word_labels(clips, ("bird", "house")).labels) == [len(LABELS) + 1, 0, len(LABELS) + 0]
+    from model.data import DatasetError
+    with pytest.raises(DatasetError, match="no training clip of 'hosue'"):
+        _with_word_labels(clips, ("house", "hosue"))
