@@ -3,9 +3,13 @@
     .venv/bin/python benchmarks/quiet_input.py --models assets/model [runs/X ...] \
         [--data ../shared/data/speech_commands] [--split test] [--gains-db 0 -10 -20 -30 -40]
 
-The gain is applied to the mel band power, which is what scaling the samples does (the frontend is
-linear up to its power and its log floor, which stays where it is). Prints, per model and gain, the
-12-class accuracy and the accuracy on the ten command words' clips, and the change from 0 dB.
+The clips are made quieter as a 16-bit microphone with its gain turned down records them: the samples
+are scaled and rounded to 16 bits again, so the recording's own noise gets quieter with the speech
+while the rounding noise stays where it is (about -101 dBFS), then they go through each model's
+frontend. (Until 2026-12-07 the gain was applied to the mel band power with no rounding: about the
+same figures for the fixed-normalisation models, but a frontend that undid the gain exactly would
+have looked perfect.) Prints, per model and gain, the 12-class accuracy and the accuracy on the ten
+command words' clips, and the change from 0 dB.
 """
 from __future__ import annotations
 
@@ -18,11 +22,26 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audio.augment import apply_gain                  # noqa: E402
-from model import feature_data                         # noqa: E402
+from model import data, feature_data                   # noqa: E402
 from model.checkpoint import load_checkpoint           # noqa: E402
 from model.evaluate import feature_posteriors          # noqa: E402
 from model.labels import COMMANDS                      # noqa: E402
+
+
+def split_waves(root: Path, split: str, frontend) -> data.ClipSet:
+    """The clips `evaluate` scores (words plus its seed-0 silence clips), as int16 audio."""
+    folder = feature_data.open_folder(root)
+    if folder.is_image:
+        raise SystemExit(f"{root}: log-mel images have no audio to make quieter; use the wav set")
+    words = data.load_clips(root, folder.splits[split], frontend)
+    noises = data.load_noise(root, frontend)
+    silence = data.silence_clips(noises, split, data.n_silence_clips(len(words)), frontend, 0)
+    return data.concat(words, silence)
+
+
+def quieter(waves: np.ndarray, gain_db: float) -> np.ndarray:
+    """int16 clips recorded `gain_db` quieter: scaled, then rounded to 16 bits."""
+    return np.round(waves.astype(np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.int16)
 
 
 def main() -> int:
@@ -32,23 +51,17 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--gains-db", nargs="+", type=float, default=[0, -10, -20, -30, -40])
     args = parser.parse_args()
-    folder = feature_data.open_folder(args.data)
-    features = {}
+    clips = None
     for path in args.models:
         model = load_checkpoint(path)
-        key = (model.frontend,)
-        if key not in features:
-            clips, _ = feature_data.eval_features(folder, args.split, model.frontend)
-            features[key] = clips
-        clips = features[key]
-        is_command = np.isin(np.asarray(model.labels)[clips.labels], COMMANDS)
+        if clips is None:
+            clips = split_waves(Path(args.data), args.split, model.frontend)
+        labels = np.asarray(clips.labels)
+        is_command = np.isin(np.asarray(model.labels)[labels], COMMANDS)
         base = None
         for gain_db in args.gains_db:
-            feats = torch.as_tensor(clips.feats).float()
-            if gain_db:
-                feats = apply_gain(feats, torch.full((len(feats),), gain_db), model.frontend)
-            predicted = feature_posteriors(model.network, feats).argmax(1)
-            right = predicted == clips.labels
+            feats = torch.as_tensor(feature_data.wav_features(quieter(clips.waves, gain_db), model.frontend)).float()
+            right = feature_posteriors(model.network, feats).argmax(1) == labels
             all_acc, cmd_acc = right.mean(), right[is_command].mean()
             base = base or (all_acc, cmd_acc)
             print(f"{path:<28} {gain_db:+5.0f} dB  12-class {all_acc:.4f} ({all_acc - base[0]:+.4f})  "

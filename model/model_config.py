@@ -45,6 +45,10 @@ class NetworkConfig(DictConfig):
     dropout: float = 0.1
     input_norm: str = "fixed"      # fixed: per-bin mean/std of the training features | pcen: per-channel
                                    # energy normalisation (causal, adapts to loudness and channel)
+    # PCEN works on band power: the frontend's features are pcen_feature_scale * ln(power) +
+    # pcen_feature_offset (train sets these from the frontend; 1 and 0 are v4's natural-log frontend).
+    pcen_feature_scale: float = 1.0
+    pcen_feature_offset: float = 0.0
     extra_top_units: int = 0       # personal models (enrollment): units added to the top recurrent layer
                                    # that the base units cannot see, so the base's outputs are kept (GRU)
 

@@ -158,7 +158,8 @@ class RecurrentClassifier(nn.Module):
 
         Each bin's energy is divided by a running average of itself (an automatic gain control), then
         compressed: loudness and microphone colour matter less than with a fixed normalisation."""
-        energy = torch.exp(frames + PCEN_LOG_SCALE)
+        cfg = self.cfg
+        energy = torch.exp((frames - cfg.pcen_feature_offset) / cfg.pcen_feature_scale + PCEN_LOG_SCALE)
         if smoothed is None:
             smoothed = frames.new_zeros(frames.shape[0], frames.shape[2])
         with torch.no_grad():   # the smoother has no parameters: no gradient to carry through time

@@ -190,7 +190,9 @@ class NumpyNetwork:
 
     def _pcen(self, frames: np.ndarray, last: np.ndarray):
         """As RecurrentClassifier.pcen, smoother in the same closed form per block."""
-        energy = np.exp(frames + np.float32(PCEN_LOG_SCALE))
+        cfg = self.cfg
+        energy = np.exp((frames - np.float32(cfg.pcen_feature_offset)) / np.float32(cfg.pcen_feature_scale)
+                        + np.float32(PCEN_LOG_SCALE))
         decay = np.float32(1.0 - PCEN_SMOOTHING)
         average = np.empty_like(energy)
         for start in range(0, energy.shape[0], PCEN_BLOCK_FRAMES):

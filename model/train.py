@@ -196,8 +196,8 @@ def train(data_dirs, out_dir: str | Path, net_cfg: NetworkConfig, cfg: TrainConf
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if net_cfg.input_norm == "pcen" and (frontend.log_scale != 1.0 or frontend.log_offset != 0.0):
-        raise data.DatasetError("PCEN needs a natural-log frontend (train --frontend v4), not the images' pixel scale")
+    if net_cfg.input_norm == "pcen":   # PCEN undoes the frontend's log scale to get band power back
+        net_cfg = replace(net_cfg, pcen_feature_scale=frontend.log_scale, pcen_feature_offset=frontend.log_offset)
     rng = np.random.default_rng(cfg.seed)
     if isinstance(data_dirs, (str, Path)):
         data_dirs = [data_dirs]

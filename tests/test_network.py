@@ -37,12 +37,16 @@ def test_step_by_step_equals_full_sequence(cell, conv_channels, input_norm):
         torch.testing.assert_close(state[key], full_state[key], atol=1e-5, rtol=1e-4)
 
 
-def test_pcen_features_barely_move_with_the_input_level():
-    """20 dB louder input (every log-mel value + 4.6, which the fixed normalisation passes on): once
-    PCEN's smoother has adapted (~1 s) its features barely move."""
-    net = _network("gru", 0, "pcen")
-    frames = torch.randn(1, 300, 40) * 0.5 - 8.0
-    louder = frames + math.log(100.0)
+@pytest.mark.parametrize("feature_scale,feature_offset", [(1.0, 0.0), (9.98, 146.37)])   # v4's ln, the images' pixels
+def test_pcen_features_barely_move_with_the_input_level(feature_scale, feature_offset):
+    """20 dB louder input (the fixed normalisation passes the offset on): once PCEN's smoother has
+    adapted (~1 s) its features barely move, on either frontend's scale."""
+    torch.manual_seed(0)
+    net = RecurrentClassifier(NetworkConfig(hidden_size=32, input_norm="pcen", pcen_feature_scale=feature_scale,
+                                            pcen_feature_offset=feature_offset)).eval()
+    ln_power = torch.randn(1, 300, 40) * 0.5 - 8.0
+    frames = feature_scale * ln_power + feature_offset
+    louder = feature_scale * (ln_power + math.log(100.0)) + feature_offset
     with torch.no_grad():
         quiet_features, _ = net.pcen(frames)
         loud_features, _ = net.pcen(louder)
