@@ -43,7 +43,7 @@ from model.feature_data import FeatureSet, NoiseBank, concat
 from model.labels import LABELS, SILENCE, UNKNOWN
 from model.network import RecurrentClassifier, split_unknown
 # The take checks need no torch (the window checks each take as it is recorded): they live there.
-from model.replay_bank import REPLAY_FILE, load_replay_bank
+from model.replay_bank import REPLAY_FILE, clip_word, load_replay_bank, without_words
 from model.takes import EnrollConfig, EnrollError, Take, read_takes  # noqa: F401
 
 MAX_UNKNOWN_CROPS = 200             # 1 s crops taken from the `_unknown_` recordings at most
@@ -318,6 +318,9 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
     if replay is None:
         raise EnrollError(f"{base_dir} has no {REPLAY_FILE} (the base model's training features that keep "
                           "enrollment from forgetting); retrain it or enroll on the shipped model")
+    # The base model heard some words as other speech ("seven", "house"): replayed as `_unknown_`,
+    # they would teach a new word of that name to be other speech.
+    replay = without_words(replay, new_words)
     log_mel = LogMel(frontend)
     word_takes = [t for t in used if t.word != UNKNOWN]
     clips = np.stack([t.samples for t in word_takes])
@@ -360,7 +363,7 @@ def enroll(takes_dir: str | Path, out_dir: str | Path, base_dir: str | Path, cfg
         save_checkpoint(partial, adapted, labels, frontend, base.detector, summary)
         # The personal model can be enrolled on again: it carries the bank, plus the user's own takes,
         # so that a later enrollment replays these words too (labels stored by name).
-        _extend_bank(Path(base_dir) / REPLAY_FILE, partial / REPLAY_FILE, labels, take_feats, take_labels)
+        _extend_bank(replay, partial / REPLAY_FILE, labels, take_feats, take_labels)
         if out_dir.exists():
             out_dir.rmdir()   # empty (checked above)
         partial.rename(out_dir)
@@ -386,6 +389,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
                                [f"unknown-{i}" for i in range(len(crop_feats))]))
     words = sorted({labels[i] for i in np.unique(take_labels)})
     new_words = [w for w in words if w not in base.labels]
+    replay = without_words(replay, new_words)    # as in `enroll` (benchmarks call this directly)
 
     # The examples, made once: each take and crop many times over, augmented; the replay bank as is
     # apart from light augmentation. Silence comes from the bank's `_silence_` clips.
@@ -448,7 +452,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
                    else None)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     trainable = list(split.top.parameters()) + list(split.head.parameters())
-    groups = [{"params": trainable, "peak_lr": learning_rate}]
+    groups = [] if cfg.word_head_only and split.word_head is not None else [{"params": trainable, "peak_lr": learning_rate}]
     if split.word_head is not None:
         # New words' rows start from prototypes and must move far, whatever the layer below does: at the
         # whole-top-layer rate (re-recorded commands enrolled with them) they were under-trained.
@@ -558,13 +562,10 @@ def _what_adapted(net_cfg, extra_units: int, n_new: int, base_share: float) -> s
             "everything below frozen")
 
 
-def _extend_bank(source: Path, destination: Path, labels: tuple[str, ...], feats: np.ndarray,
+def _extend_bank(bank: FeatureSet, destination: Path, labels: tuple[str, ...], feats: np.ndarray,
                  label_index: np.ndarray) -> None:
-    """The base bank with `feats` [N, T, mel] (labelled `label_index` into `labels`) added."""
-    with np.load(source, allow_pickle=False) as bank:
-        names = [str(x) for x in bank["label_names"]]
-        old_feats, old_labels = bank["feats"], bank["labels"].astype(np.int64)
-    remap = np.array([labels.index(n) for n in names])
-    np.savez_compressed(destination, feats=np.concatenate([old_feats.astype(np.float16), feats.astype(np.float16)]),
-                        labels=np.concatenate([remap[old_labels], label_index]).astype(np.int16),
-                        label_names=np.array(labels))
+    """The base bank (in `labels`' order) with `feats` [N, T, mel] (labelled `label_index`) added."""
+    np.savez_compressed(destination, feats=np.concatenate([bank.feats.astype(np.float16), feats.astype(np.float16)]),
+                        labels=np.concatenate([bank.labels, label_index]).astype(np.int16),
+                        label_names=np.array(labels),
+                        words=np.array([clip_word(p) for p in bank.paths] + [labels[i] for i in label_index]))

@@ -159,6 +159,8 @@ def test_a_personal_model_can_be_enrolled_again_and_keeps_its_words_in_the_bank(
     bank = load_replay_bank(root / "model", labels)
     for word in WORDS:
         assert (bank.labels == labels.index(word)).sum() == 4
+    with np.load(root / "model" / "replay_bank.npz") as saved:   # named, so a later new word can leave them out
+        assert all((saved["words"] == word).sum() == 4 for word in WORDS)
     takes = _takes(tmp_path / "takes", takes=range(3), words=("zero",))
     out = run_cli("enroll", "--takes", str(takes), "--out", str(tmp_path / "again"), "--model", str(root / "model"),
                   "--steps", "60", "--json", timeout_s=200)
