@@ -462,7 +462,6 @@ def main() -> None:
     parser.add_argument("--base-train-alarms", type=int, help="--from-log: its alarms on the training orders")
     parser.add_argument("--alarm-tolerance", type=int, default=1,
                         help="images: alarms above the base's that the 'blend checked' rule allows")
-    parser.add_argument("--word-head-only", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="images: speakers adapted at once (one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -471,7 +470,7 @@ def main() -> None:
                        extra_units=args.extra_units, learning_rate=args.lr, top_layer_learning_rate=args.top_lr,
                        keep_base_share=None if args.keep_base == "auto" else float(args.keep_base),
                        base_share_tolerance=args.tolerance,
-                       threads=args.threads, word_head_only=args.word_head_only)
+                       threads=args.threads)
     args.blend = [b if b == "auto" else float(b) for b in args.blend]
     if args.part == "images" and args.from_log:
         print(json.dumps(pool_log(args.from_log, cfg, args.base_alarms, args.base_train_alarms, args.alarm_tolerance)))

@@ -452,7 +452,7 @@ def adapt(base, labels: tuple[str, ...], take_feats: np.ndarray, take_labels: np
                    else None)
     own_index, replay_index = torch.nonzero(is_own).flatten(), torch.nonzero(~is_own).flatten()
     trainable = list(split.top.parameters()) + list(split.head.parameters())
-    groups = [] if cfg.word_head_only and split.word_head is not None else [{"params": trainable, "peak_lr": learning_rate}]
+    groups = [{"params": trainable, "peak_lr": learning_rate}]
     if split.word_head is not None:
         # New words' rows start from prototypes and must move far, whatever the layer below does: at the
         # whole-top-layer rate (re-recorded commands enrolled with them) they were under-trained.

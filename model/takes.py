@@ -34,7 +34,6 @@ class EnrollConfig:
                                      # points more other words taken for them, twice as many new-word detections
                                      # in the training coffee orders (3.4 vs 1.6), twice the time: not kept
                                      # (docs/ENROLL.md)
-    word_head_only: bool = False     # EXPERIMENT: with new words, train only the word head
     batch_size: int = 64
     learning_rate: float = 6e-3      # with personal units, and new words' output rows always (2e-3 left new
                                      # words under-trained: 0.936 vs 0.978, FSDD jackson)
