@@ -53,5 +53,6 @@ def load_replay_bank(folder: str | Path, labels: tuple[str, ...]) -> FeatureSet 
 
 def without_words(bank: FeatureSet, words) -> FeatureSet:
     """The bank without the clips of these words (the words a user enrolls as new ones)."""
-    keep = np.array([clip_word(p) not in set(words) for p in bank.paths], bool)
+    drop = set(words)
+    keep = np.array([clip_word(p) not in drop for p in bank.paths], bool)
     return FeatureSet(bank.feats[keep], bank.labels[keep], bank.from_image[keep], [p for p, k in zip(bank.paths, keep) if k])
