@@ -28,17 +28,6 @@ from model.evaluate import feature_posteriors          # noqa: E402
 from model.labels import COMMANDS                      # noqa: E402
 
 
-def split_waves(root: Path, split: str, frontend) -> data.ClipSet:
-    """The clips `evaluate` scores (words plus its seed-0 silence clips), as int16 audio."""
-    folder = feature_data.open_folder(root)
-    if folder.is_image:
-        raise SystemExit(f"{root}: log-mel images have no audio to make quieter; use the wav set")
-    words = data.load_clips(root, folder.splits[split], frontend)
-    noises = data.load_noise(root, frontend)
-    silence = data.silence_clips(noises, split, data.n_silence_clips(len(words)), frontend, 0)
-    return data.concat(words, silence)
-
-
 def quieter(waves: np.ndarray, gain_db: float) -> np.ndarray:
     """int16 clips recorded `gain_db` quieter: scaled, then rounded to 16 bits."""
     return np.round(waves.astype(np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.int16)
@@ -54,8 +43,10 @@ def main() -> int:
     clips = None
     for path in args.models:
         model = load_checkpoint(path)
-        if clips is None:
-            clips = split_waves(Path(args.data), args.split, model.frontend)
+        if clips is None:   # the clips `evaluate` scores (words and its silence clips), as int16 audio
+            if feature_data.is_image_folder(args.data):
+                raise SystemExit(f"{args.data}: log-mel images have no audio to make quieter; use the wav set")
+            clips = data.load_eval_split(args.data, args.split, model.frontend)
         labels = np.asarray(clips.labels)
         is_command = np.isin(np.asarray(model.labels)[labels], COMMANDS)
         base = None

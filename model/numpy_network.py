@@ -82,6 +82,9 @@ class NumpyNetwork:
         if self.pcen:
             self.alpha, self.delta, self.r = (np.exp(w(f"pcen_log_{n}")) for n in ("alpha", "delta", "r"))
             self.delta_r = self.delta ** self.r
+            # Features back to natural-log power (the images' pixel scale, or v4's ln as it is).
+            self.pcen_offset = np.float32(cfg.pcen_feature_offset)
+            self.pcen_inv_scale = np.float32(1.0 / cfg.pcen_feature_scale)
             decay = np.float32(1.0 - PCEN_SMOOTHING)
             self.decay_powers = (decay ** np.arange(PCEN_BLOCK_FRAMES, dtype=np.float32))[:, None]
         self.has_conv = bool(cfg.conv_channels)
@@ -190,9 +193,7 @@ class NumpyNetwork:
 
     def _pcen(self, frames: np.ndarray, last: np.ndarray):
         """As RecurrentClassifier.pcen, smoother in the same closed form per block."""
-        cfg = self.cfg
-        energy = np.exp((frames - np.float32(cfg.pcen_feature_offset)) / np.float32(cfg.pcen_feature_scale)
-                        + np.float32(PCEN_LOG_SCALE))
+        energy = np.exp((frames - self.pcen_offset) * self.pcen_inv_scale + np.float32(PCEN_LOG_SCALE))
         decay = np.float32(1.0 - PCEN_SMOOTHING)
         average = np.empty_like(energy)
         for start in range(0, energy.shape[0], PCEN_BLOCK_FRAMES):

@@ -32,7 +32,7 @@ from model import data, feature_data
 from model.batches import BatchMaker
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.detector import DetectorConfig
-from model.replay_bank import save_replay_bank
+from model.replay_bank import clip_word, save_replay_bank
 from model.evaluate import feature_posteriors, metrics
 from model.feature_data import FeatureSet
 from model.labels import LABELS, SILENCE, UNKNOWN
@@ -393,7 +393,7 @@ def _with_word_labels(clips: FeatureSet, words: tuple[str, ...]) -> FeatureSet:
     if not words:
         return clips
     labels = clips.labels.copy()
-    folder = np.array([Path(p).parent.name for p in clips.paths])
+    folder = np.array([clip_word(p) for p in clips.paths])
     for k, word in enumerate(words):
         clips_of_word = (folder == word) & (labels == LABELS.index(UNKNOWN))
         if not clips_of_word.any():   # a typo would otherwise train for an hour without the word
